@@ -1,0 +1,45 @@
+# vpg_ros2: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ENV := . tools/env.sh &&
+PYTEST_ARGS ?=
+CELLS ?= 1
+
+.PHONY: help setup demo test test-fast bench train eval clean
+
+help:
+	@echo "make setup      create .venv with pinned ROS 2 kilted wheels, torch (CPU), MuJoCo; colcon build"
+	@echo "make demo       run the main job in the embedded MuJoCo cell"
+	@echo "make test       run every test (unit, node, end-to-end); PYTEST_ARGS=... passes options"
+	@echo "make test-fast  skip the slow end-to-end tests"
+	@echo "make bench      run every script in bench/ (each prints one JSON object last)"
+	@echo "make train      learn online in the MuJoCo cell"
+	@echo "make eval       VPG's evaluation in the MuJoCo cell"
+
+setup:
+	@bash tools/bootstrap.sh
+
+demo: setup
+	@$(ENV) python tools/demo.py
+
+test: setup
+	@$(ENV) python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	@$(ENV) python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	@$(ENV) status=0; found=0; for script in bench/*.py; do \
+	  [ -e "$$script" ] || continue; found=1; \
+	  echo "== $$script"; python "$$script" || status=1; \
+	done; \
+	[ $$found = 1 ] || echo "bench: no benchmark scripts in bench/"; exit $$status
+
+train: setup
+	@$(ENV) python tools/not_ready.py train
+
+eval: setup
+	@$(ENV) python tools/not_ready.py eval
+
+clean:
+	rm -rf build install log

@@ -1,0 +1,1 @@
+"""Heightmaps from the RealSense: RGB-D frames to VPG colour/height maps, and calibration."""
