@@ -1,0 +1,160 @@
+"""
+Forward and analytic inverse kinematics of Universal Robots arms (UR5, UR5e, ...).
+
+Frames follow the UR Denavit-Hartenberg convention: the base frame is the UR controller's
+`base` frame (z up; ur_description's `base_link` is the same frame turned by pi about z), the
+tool frame is `tool0` (the flange). The MuJoCo Menagerie UR5e model uses the same base frame,
+and its `attachment_site` is `tool0`. Pure numpy.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class URParameters:
+    """Standard DH lengths of a UR arm, metres (a1 = a4 = a5 = a6 = d2 = d3 = 0)."""
+
+    d1: float
+    a2: float
+    a3: float
+    d4: float
+    d5: float
+    d6: float
+
+    @property
+    def alpha(self):
+        return np.array([np.pi / 2, 0.0, 0.0, np.pi / 2, -np.pi / 2, 0.0])
+
+    @property
+    def a(self):
+        return np.array([0.0, self.a2, self.a3, 0.0, 0.0, 0.0])
+
+    @property
+    def d(self):
+        return np.array([self.d1, 0.0, 0.0, self.d4, self.d5, self.d6])
+
+
+# Universal Robots' published DH parameters.
+UR5 = URParameters(d1=0.089159, a2=-0.425, a3=-0.39225, d4=0.10915, d5=0.09465, d6=0.0823)
+UR5E = URParameters(d1=0.1625, a2=-0.425, a3=-0.3922, d4=0.1333, d5=0.0997, d6=0.0996)
+# The rounded values the MuJoCo Menagerie UR5e model is built with (matches it to 1e-13 m).
+UR5E_MENAGERIE = URParameters(d1=0.163, a2=-0.425, a3=-0.392, d4=0.134, d5=0.1, d6=0.1)
+
+MODELS = {'ur5': UR5, 'ur5e': UR5E, 'ur5e_menagerie': UR5E_MENAGERIE}
+
+
+def _dh(theta, d, a, alpha):
+    ct, st, ca, sa = np.cos(theta), np.sin(theta), np.cos(alpha), np.sin(alpha)
+    return np.array([[ct, -st * ca, st * sa, a * ct],
+                     [st, ct * ca, -ct * sa, a * st],
+                     [0.0, sa, ca, d],
+                     [0.0, 0.0, 0.0, 1.0]])
+
+
+def forward_kinematics(q, params=UR5E):
+    """
+    Pose of tool0 in the base frame for joint angles q (6,), radians.
+
+    Returns a 4x4 homogeneous transform base_T_tool0. Raises ValueError for a wrong shape or
+    non-finite angles.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    if q.shape != (6,) or not np.all(np.isfinite(q)):
+        raise ValueError(f'expected 6 finite joint angles, got {q!r}')
+    transform = np.eye(4)
+    for i in range(6):
+        transform = transform @ _dh(q[i], params.d[i], params.a[i], params.alpha[i])
+    return transform
+
+
+def _wrap(angles):
+    return (np.asarray(angles) + np.pi) % (2 * np.pi) - np.pi
+
+
+def inverse_kinematics(pose, params=UR5E, tol=1e-6):
+    """
+    All analytic solutions (up to 8) for a tool0 pose base_T_tool0 (4x4).
+
+    Returns an array (n, 6) of joint angles in [-pi, pi), each checked against forward
+    kinematics to `tol` metres / radians; n = 0 when the pose is out of reach. Shoulder and
+    wrist singularities give a valid representative solution (the free angle set to 0).
+    """
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+        raise ValueError('pose must be a finite 4x4 transform')
+    d1, a2, a3, d4, d5, d6 = (params.d1, params.a2, params.a3, params.d4, params.d5,
+                              params.d6)
+    solutions = []
+    p05 = pose @ np.array([0.0, 0.0, -d6, 1.0])
+    r = np.hypot(p05[0], p05[1])
+    if r < abs(d4):
+        return np.zeros((0, 6))
+    phi = np.arctan2(p05[1], p05[0])
+    psi = np.arccos(np.clip(d4 / r, -1.0, 1.0))
+    for theta1 in (phi + psi + np.pi / 2, phi - psi + np.pi / 2):
+        s1, c1 = np.sin(theta1), np.cos(theta1)
+        c5 = (pose[0, 3] * s1 - pose[1, 3] * c1 - d4) / d6
+        if abs(c5) > 1.0 + 1e-9:
+            continue
+        base5 = np.arccos(np.clip(c5, -1.0, 1.0))
+        for theta5 in (base5, -base5):
+            s5 = np.sin(theta5)
+            inv = np.linalg.inv(pose)
+            if abs(s5) < 1e-9:
+                theta6 = 0.0  # wrist singularity: joints 4 and 6 are aligned
+            else:
+                theta6 = np.arctan2((-inv[1, 0] * s1 + inv[1, 1] * c1) / s5,
+                                    (inv[0, 0] * s1 - inv[0, 1] * c1) / s5)
+            t01 = _dh(theta1, d1, 0.0, np.pi / 2)
+            t45 = _dh(theta5, d5, 0.0, -np.pi / 2)
+            t56 = _dh(theta6, d6, 0.0, 0.0)
+            t14 = np.linalg.inv(t01) @ pose @ np.linalg.inv(t45 @ t56)
+            p13 = t14 @ np.array([0.0, -d4, 0.0, 1.0])
+            p13 = p13[:3]
+            norm = np.linalg.norm(p13)
+            c3 = (norm ** 2 - a2 ** 2 - a3 ** 2) / (2 * a2 * a3)
+            if abs(c3) > 1.0 + 1e-9:
+                continue
+            base3 = np.arccos(np.clip(c3, -1.0, 1.0))
+            for theta3 in (base3, -base3):
+                theta2 = (-np.arctan2(p13[1], -p13[0])
+                          + np.arcsin(np.clip(a3 * np.sin(theta3) / norm, -1.0, 1.0)))
+                t12 = _dh(theta2, 0.0, a2, 0.0)
+                t23 = _dh(theta3, 0.0, a3, 0.0)
+                t34 = np.linalg.inv(t12 @ t23) @ t14
+                theta4 = np.arctan2(t34[1, 0], t34[0, 0])
+                q = _wrap(np.array([theta1, theta2, theta3, theta4, theta5, theta6]))
+                reached = forward_kinematics(q, params)
+                if (np.linalg.norm(reached[:3, 3] - pose[:3, 3]) < tol
+                        and np.linalg.norm(reached[:3, :3] - pose[:3, :3]) < tol * 10):
+                    solutions.append(q)
+    if not solutions:
+        return np.zeros((0, 6))
+    unique = []
+    for q in solutions:
+        if not any(np.allclose(_wrap(q - u), 0.0, atol=1e-9) for u in unique):
+            unique.append(q)
+    return np.array(unique)
+
+
+def nearest_solution(solutions, q_seed, joint_lower=None, joint_upper=None):
+    """
+    The solution closest to q_seed, with each joint unwrapped by 2*pi to sit nearest its seed.
+
+    Solutions outside [joint_lower, joint_upper] after unwrapping are dropped. Returns None
+    when none remains.
+    """
+    q_seed = np.asarray(q_seed, dtype=np.float64)
+    best, best_cost = None, np.inf
+    for q in np.asarray(solutions).reshape(-1, 6):
+        q = q_seed + _wrap(q - q_seed)
+        if joint_lower is not None and np.any(q < np.asarray(joint_lower) - 1e-9):
+            continue
+        if joint_upper is not None and np.any(q > np.asarray(joint_upper) + 1e-9):
+            continue
+        cost = np.max(np.abs(q - q_seed))
+        if cost < best_cost:
+            best, best_cost = q, cost
+    return best
