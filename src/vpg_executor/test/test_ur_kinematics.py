@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from vpg_executor.ur_kinematics import (forward_kinematics, inverse_kinematics, MODELS,
-                                        nearest_solution, UR5E_MENAGERIE)
+from vpg_executor.ur_kinematics import (forward_kinematics, forward_kinematics_batch,
+                                        inverse_kinematics, MODELS, nearest_solution,
+                                        UR5E_MENAGERIE)
 
 
 def test_home_pose_matches_menagerie_geometry():
@@ -50,3 +51,10 @@ def test_nearest_solution_unwraps_and_respects_limits():
 def test_bad_joint_vectors_raise(bad):
     with pytest.raises(ValueError):
         forward_kinematics(bad)
+
+
+def test_batch_forward_kinematics_matches_single():
+    q = np.random.default_rng(3).uniform(-np.pi, np.pi, (20, 6))
+    batch = forward_kinematics_batch(q, UR5E_MENAGERIE)
+    for qi, transform in zip(q, batch):
+        np.testing.assert_allclose(transform, forward_kinematics(qi, UR5E_MENAGERIE), atol=1e-12)

@@ -8,6 +8,7 @@ and its `attachment_site` is `tool0`. Pure numpy.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -23,15 +24,15 @@ class URParameters:
     d5: float
     d6: float
 
-    @property
+    @cached_property
     def alpha(self):
         return np.array([np.pi / 2, 0.0, 0.0, np.pi / 2, -np.pi / 2, 0.0])
 
-    @property
+    @cached_property
     def a(self):
         return np.array([0.0, self.a2, self.a3, 0.0, 0.0, 0.0])
 
-    @property
+    @cached_property
     def d(self):
         return np.array([self.d1, 0.0, 0.0, self.d4, self.d5, self.d6])
 
@@ -55,7 +56,7 @@ def _dh(theta, d, a, alpha):
 
 def forward_kinematics(q, params=UR5E):
     """
-    Pose of tool0 in the base frame for joint angles q (6,), radians.
+    Compute the pose of tool0 in the base frame for joint angles q (6,), radians.
 
     Returns a 4x4 homogeneous transform base_T_tool0. Raises ValueError for a wrong shape or
     non-finite angles.
@@ -69,13 +70,35 @@ def forward_kinematics(q, params=UR5E):
     return transform
 
 
+def forward_kinematics_batch(q, params=UR5E):
+    """
+    Compute base_T_tool0 for many joint vectors at once: q (N, 6) -> (N, 4, 4).
+
+    The vectorised twin of forward_kinematics, for checking whole joint paths.
+    """
+    q = np.asarray(q, dtype=np.float64).reshape(-1, 6)
+    transforms = np.broadcast_to(np.eye(4), (len(q), 4, 4)).copy()
+    for i in range(6):
+        ct, st = np.cos(q[:, i]), np.sin(q[:, i])
+        ca, sa = np.cos(params.alpha[i]), np.sin(params.alpha[i])
+        link = np.zeros((len(q), 4, 4))
+        link[:, 0, 0], link[:, 0, 1], link[:, 0, 2], link[:, 0, 3] = ct, -st * ca, st * sa, \
+            params.a[i] * ct
+        link[:, 1, 0], link[:, 1, 1], link[:, 1, 2], link[:, 1, 3] = st, ct * ca, -ct * sa, \
+            params.a[i] * st
+        link[:, 2, 1], link[:, 2, 2], link[:, 2, 3] = sa, ca, params.d[i]
+        link[:, 3, 3] = 1.0
+        transforms = transforms @ link
+    return transforms
+
+
 def _wrap(angles):
     return (np.asarray(angles) + np.pi) % (2 * np.pi) - np.pi
 
 
 def inverse_kinematics(pose, params=UR5E, tol=1e-6):
     """
-    All analytic solutions (up to 8) for a tool0 pose base_T_tool0 (4x4).
+    Solve for all analytic solutions (up to 8) of a tool0 pose base_T_tool0 (4x4).
 
     Returns an array (n, 6) of joint angles in [-pi, pi), each checked against forward
     kinematics to `tol` metres / radians; n = 0 when the pose is out of reach. Shoulder and
@@ -87,6 +110,7 @@ def inverse_kinematics(pose, params=UR5E, tol=1e-6):
     d1, a2, a3, d4, d5, d6 = (params.d1, params.a2, params.a3, params.d4, params.d5,
                               params.d6)
     solutions = []
+    inv = np.linalg.inv(pose)
     p05 = pose @ np.array([0.0, 0.0, -d6, 1.0])
     r = np.hypot(p05[0], p05[1])
     if r < abs(d4):
@@ -101,7 +125,6 @@ def inverse_kinematics(pose, params=UR5E, tol=1e-6):
         base5 = np.arccos(np.clip(c5, -1.0, 1.0))
         for theta5 in (base5, -base5):
             s5 = np.sin(theta5)
-            inv = np.linalg.inv(pose)
             if abs(s5) < 1e-9:
                 theta6 = 0.0  # wrist singularity: joints 4 and 6 are aligned
             else:
@@ -125,36 +148,36 @@ def inverse_kinematics(pose, params=UR5E, tol=1e-6):
                 t23 = _dh(theta3, 0.0, a3, 0.0)
                 t34 = np.linalg.inv(t12 @ t23) @ t14
                 theta4 = np.arctan2(t34[1, 0], t34[0, 0])
-                q = _wrap(np.array([theta1, theta2, theta3, theta4, theta5, theta6]))
-                reached = forward_kinematics(q, params)
-                if (np.linalg.norm(reached[:3, 3] - pose[:3, 3]) < tol
-                        and np.linalg.norm(reached[:3, :3] - pose[:3, :3]) < tol * 10):
-                    solutions.append(q)
+                solutions.append([theta1, theta2, theta3, theta4, theta5, theta6])
     if not solutions:
         return np.zeros((0, 6))
-    unique = []
-    for q in solutions:
-        if not any(np.allclose(_wrap(q - u), 0.0, atol=1e-9) for u in unique):
-            unique.append(q)
-    return np.array(unique)
+    candidates = _wrap(np.array(solutions))
+    reached = forward_kinematics_batch(candidates, params)
+    ok = ((np.linalg.norm(reached[:, :3, 3] - pose[:3, 3], axis=1) < tol)
+          & (np.linalg.norm(reached[:, :3, :3] - pose[:3, :3], axis=(1, 2)) < tol * 10))
+    candidates = candidates[ok]
+    if len(candidates) == 0:
+        return np.zeros((0, 6))
+    # Singular poses yield the same solution from several branches: keep it once.
+    _, first = np.unique(np.round(candidates, 7), axis=0, return_index=True)
+    return candidates[np.sort(first)]
 
 
 def nearest_solution(solutions, q_seed, joint_lower=None, joint_upper=None):
     """
-    The solution closest to q_seed, with each joint unwrapped by 2*pi to sit nearest its seed.
+    Pick the solution closest to q_seed, with each joint unwrapped by 2*pi to sit nearest its seed.
 
     Solutions outside [joint_lower, joint_upper] after unwrapping are dropped. Returns None
     when none remains.
     """
     q_seed = np.asarray(q_seed, dtype=np.float64)
-    best, best_cost = None, np.inf
-    for q in np.asarray(solutions).reshape(-1, 6):
-        q = q_seed + _wrap(q - q_seed)
-        if joint_lower is not None and np.any(q < np.asarray(joint_lower) - 1e-9):
-            continue
-        if joint_upper is not None and np.any(q > np.asarray(joint_upper) + 1e-9):
-            continue
-        cost = np.max(np.abs(q - q_seed))
-        if cost < best_cost:
-            best, best_cost = q, cost
-    return best
+    candidates = q_seed + _wrap(np.asarray(solutions, dtype=np.float64).reshape(-1, 6) - q_seed)
+    keep = np.ones(len(candidates), dtype=bool)
+    if joint_lower is not None:
+        keep &= np.all(candidates >= np.asarray(joint_lower) - 1e-9, axis=1)
+    if joint_upper is not None:
+        keep &= np.all(candidates <= np.asarray(joint_upper) + 1e-9, axis=1)
+    candidates = candidates[keep]
+    if len(candidates) == 0:
+        return None
+    return candidates[np.argmin(np.max(np.abs(candidates - q_seed), axis=1))]

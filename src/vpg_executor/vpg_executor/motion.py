@@ -1,0 +1,294 @@
+"""
+Motion backends: how a top-down TCP pose becomes arm motion.
+
+`MotionBackend` is the interface the primitives use; `JointTrajectoryBackend` solves UR inverse
+kinematics and streams trajectory_msgs-style joint trajectories to the joint trajectory
+controller (ur_robot_driver's `scaled_joint_trajectory_controller`, or the MuJoCo cell), then
+checks arrival on /joint_states. Its ROS I/O is injected as callables so the core stays
+ROS-free. The MoveIt backend lives in `moveit_backend.py`.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+import threading
+import time
+
+import numpy as np
+
+from vpg_executor.safety import TargetRejected, TopDownPose
+from vpg_executor.ur_kinematics import forward_kinematics, forward_kinematics_batch
+from vpg_executor.ur_kinematics import inverse_kinematics, MODELS
+from vpg_executor.ur_kinematics import nearest_solution
+
+UR_JOINT_NAMES = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
+                  'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint')
+
+
+class MotionError(RuntimeError):
+    """A motion that could not be planned or did not arrive; the arm stopped where it was."""
+
+
+class MotionBackend(ABC):
+    """What the primitives need from an arm with a parallel gripper."""
+
+    @abstractmethod
+    def move_to(self, pose, linear=False):
+        """Move the TCP to a TopDownPose; linear=True keeps the TCP on a straight line."""
+
+    @abstractmethod
+    def move_joints(self, q):
+        """Move to a joint configuration (home, drop-off)."""
+
+    @abstractmethod
+    def set_gripper(self, closed):
+        """Open or close the gripper; return the closure afterwards (0 open .. 1 closed)."""
+
+    @abstractmethod
+    def gripper_closure(self):
+        """Return the current closure, 0 = fully open .. 1 = fully closed on nothing."""
+
+
+class JointStateCache:
+    """Latest joint positions by name, fed by the /joint_states callback, waited on by motions."""
+
+    def __init__(self):
+        self._positions = {}
+        self._condition = threading.Condition()
+        self._updates = 0
+
+    def update(self, names, positions):
+        with self._condition:
+            for name, value in zip(names, positions):
+                self._positions[name] = float(value)
+            self._updates += 1
+            self._condition.notify_all()
+
+    def get(self, names):
+        """Positions for names (array), or None if any is unknown yet."""
+        with self._condition:
+            if any(name not in self._positions for name in names):
+                return None
+            return np.array([self._positions[name] for name in names])
+
+    def wait_for(self, names, predicate, timeout):
+        """Block until predicate(positions) holds; return the positions or None on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while True:
+                values = None
+                if all(name in self._positions for name in names):
+                    values = np.array([self._positions[name] for name in names])
+                    if predicate(values):
+                        return values
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._condition.wait(remaining)
+
+
+@dataclass(frozen=True)
+class TrajectoryConfig:
+    """Settings of the joint-trajectory backend."""
+
+    model: str = 'ur5e'
+    """UR model for kinematics: ur5, ur5e, or ur5e_menagerie (the MuJoCo cell)."""
+    tcp_offset: float = 0.1558
+    """TCP (between the fingertips) distance in front of tool0 along its z axis, metres."""
+    tcp_yaw_offset: float = -np.pi / 2
+    """Rotation of the jaw-closing axis from tool0's y axis about tool0's z axis, radians."""
+    linear_step: float = 0.01
+    """Spacing of IK waypoints on a straight-line move, metres."""
+    max_joint_jump: float = 0.5
+    """Largest joint change between neighbouring linear waypoints before refusing (rad)."""
+    arrival_tolerance: float = 0.01
+    """Every joint within this of the target counts as arrived, rad."""
+    arrival_timeout_margin: float = 5.0
+    """Seconds to wait for arrival beyond the trajectory's own duration."""
+    min_move_duration: float = 0.3
+    """Shortest trajectory, seconds, so tiny moves are not commanded as jumps."""
+    gripper_closed_position: float = 0.8
+    """Finger joint position of the gripper closed on nothing (rad for the 2F-85 knuckle)."""
+    gripper_joint: str = 'robotiq_85_left_knuckle_joint'
+    gripper_max_effort: float = 50.0
+
+
+def top_down_rotation(yaw):
+    """base_R_tcp of a TCP pointing down whose jaws close along (cos yaw, sin yaw, 0)."""
+    z = np.array([0.0, 0.0, -1.0])
+    y = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+    return np.column_stack([np.cross(y, z), y, z])
+
+
+def quintic_samples(q_from, q_to, duration, count):
+    """Positions and velocities at `count` times along a rest-to-rest quintic profile."""
+    q_from, q_to = np.asarray(q_from), np.asarray(q_to)
+    times = np.linspace(duration / count, duration, count)
+    s = times / duration
+    pos = 10 * s ** 3 - 15 * s ** 4 + 6 * s ** 5
+    vel = (30 * s ** 2 - 60 * s ** 3 + 30 * s ** 4) / duration
+    positions = q_from + np.outer(pos, q_to - q_from)
+    velocities = np.outer(vel, q_to - q_from)
+    return times, positions, velocities
+
+
+class JointTrajectoryBackend(MotionBackend):
+    """
+    IK + joint trajectories + arrival checks on joint states.
+
+    publish_trajectory(joint_names, times, positions, velocities) sends one trajectory;
+    gripper_command(position, max_effort) commands the fingers and returns once they settled
+    (or its own timeout passed). Every pose and joint target passes the safety envelope.
+    """
+
+    def __init__(self, config, envelope, joint_states, publish_trajectory, gripper_command,
+                 joint_names=UR_JOINT_NAMES):
+        self.config = config
+        self.envelope = envelope
+        self.joint_states = joint_states
+        self._publish = publish_trajectory
+        self._gripper_command = gripper_command
+        self.joint_names = tuple(joint_names)
+        if config.model not in MODELS:
+            raise ValueError(f'unknown UR model {config.model!r} (known: {sorted(MODELS)})')
+        self._params = MODELS[config.model]
+        tcp = np.eye(4)
+        rz = np.array([[np.cos(config.tcp_yaw_offset), -np.sin(config.tcp_yaw_offset), 0],
+                       [np.sin(config.tcp_yaw_offset), np.cos(config.tcp_yaw_offset), 0],
+                       [0, 0, 1]])
+        tcp[:3, :3] = rz
+        tcp[:3, 3] = [0.0, 0.0, config.tcp_offset]
+        self._tool0_T_tcp = tcp
+        self._tcp_T_tool0 = np.linalg.inv(tcp)
+        self.commanded = []  # (kind, target) log of what was sent, newest last (bounded)
+
+    # --- kinematics -----------------------------------------------------------------------
+    def tool0_pose(self, pose):
+        """base_T_tool0 for a top-down TCP pose."""
+        base_T_tcp = np.eye(4)
+        base_T_tcp[:3, :3] = top_down_rotation(pose.yaw)
+        base_T_tcp[:3, 3] = pose.position
+        return base_T_tcp @ self._tcp_T_tool0
+
+    def tcp_position(self, q):
+        """TCP position in the base frame for joints q (forward kinematics)."""
+        return (forward_kinematics(q, self._params) @ self._tool0_T_tcp)[:3, 3]
+
+    def solve(self, pose, q_seed):
+        """Joint angles reaching pose nearest q_seed within limits, or raise MotionError."""
+        solutions = inverse_kinematics(self.tool0_pose(pose), self._params)
+        q = nearest_solution(solutions, q_seed, self.envelope.joint_lower,
+                             self.envelope.joint_upper)
+        if q is None:
+            raise MotionError(f'no reachable joint solution for {pose}')
+        return q
+
+    # --- motion ---------------------------------------------------------------------------
+    def current_joints(self, timeout=2.0):
+        q = self.joint_states.wait_for(self.joint_names, lambda _: True, timeout)
+        if q is None:
+            raise MotionError(f'no joint states for {self.joint_names} within {timeout} s')
+        return q
+
+    def move_to(self, pose, linear=False):
+        """
+        Move the TCP to pose; every commanded waypoint's TCP stays inside the envelope.
+
+        A joint-space move whose path would leave the envelope box becomes a straight-line move
+        (the box is convex, so the line stays inside). The jaw yaw is taken modulo pi (a parallel
+        gripper is symmetric) to turn the wrist least.
+        """
+        pose = self.envelope.check_pose(pose)
+        q_now = self.current_joints()
+        pose = self._nearest_equivalent_yaw(pose, q_now)
+        if not linear:
+            q = self.solve(pose, q_now)
+            if self._joint_path_inside(q_now, q):
+                self._execute([q], q_now)
+                return
+        self._execute(self._linear_waypoints(q_now, pose), q_now)
+
+    def tcp_yaw(self, q):
+        """Jaw-closing direction of the TCP for joints q, radians in the base xy-plane."""
+        rotation = (forward_kinematics(q, self._params) @ self._tool0_T_tcp)[:3, :3]
+        return float(np.arctan2(rotation[1, 1], rotation[0, 1]))
+
+    def _nearest_equivalent_yaw(self, pose, q_now):
+        current = self.tcp_yaw(q_now)
+        delta = (pose.yaw - current + np.pi / 2) % np.pi - np.pi / 2
+        return TopDownPose(pose.x, pose.y, pose.z, current + delta)
+
+    def _joint_path_inside(self, q_from, q_to, samples=200):
+        path = q_from + np.linspace(0.0, 1.0, samples)[:, None] * (q_to - q_from)
+        tcp = (forward_kinematics_batch(path, self._params) @ self._tool0_T_tcp)[:, :3, 3]
+        env = self.envelope
+        return bool(np.all((tcp[:, 0] >= env.x_min) & (tcp[:, 0] <= env.x_max)
+                           & (tcp[:, 1] >= env.y_min) & (tcp[:, 1] <= env.y_max)
+                           & (tcp[:, 2] >= env.z_min) & (tcp[:, 2] <= env.z_max)))
+
+    def _linear_waypoints(self, q_now, pose):
+        start = self.tcp_position(q_now)
+        start_yaw = self.tcp_yaw(q_now)
+        distance = float(np.linalg.norm(pose.position - start))
+        turn = abs(pose.yaw - start_yaw)
+        count = max(1, int(np.ceil(max(distance / self.config.linear_step, turn / 0.1))))
+        waypoints, q_prev = [], q_now
+        for i in range(1, count + 1):
+            s = i / count
+            p = start + (pose.position - start) * s
+            waypoint = self.envelope.check_pose(
+                TopDownPose(p[0], p[1], p[2], start_yaw + (pose.yaw - start_yaw) * s))
+            q = self.solve(waypoint, q_prev)
+            if np.max(np.abs(q - q_prev)) > self.config.max_joint_jump:
+                raise MotionError('straight-line move would flip the arm configuration')
+            waypoints.append(q)
+            q_prev = q
+        return waypoints
+
+    def move_joints(self, q):
+        q = self.envelope.check_joints(q)
+        self._execute([q], self.current_joints())
+
+    def _execute(self, waypoints, q_now):
+        for q in waypoints:
+            self.envelope.check_joints(q)
+        if len(waypoints) == 1:
+            duration = max(self.config.min_move_duration,
+                           1.875 * self.envelope.min_duration(q_now, waypoints[0]))
+            times, positions, velocities = quintic_samples(q_now, waypoints[0], duration, 10)
+        else:
+            # Constant-speed pass through the waypoints, rest at the end only.
+            steps = [self.envelope.min_duration(a, b) * 1.5
+                     for a, b in zip([q_now] + waypoints[:-1], waypoints)]
+            times = np.cumsum(np.maximum(steps, 0.02)) + 0.1
+            positions = np.array(waypoints)
+            velocities = np.gradient(positions, times, axis=0)
+            velocities[-1] = 0.0
+            duration = float(times[-1])
+        self.commanded.append(('joints', positions[-1].copy()))
+        del self.commanded[:-1000]
+        self._publish(self.joint_names, times, positions, velocities)
+        target = positions[-1]
+        arrived = self.joint_states.wait_for(
+            self.joint_names,
+            lambda q: np.max(np.abs(q - target)) < self.config.arrival_tolerance,
+            duration + self.config.arrival_timeout_margin)
+        if arrived is None:
+            raise MotionError(f'arm did not reach its target within '
+                              f'{duration + self.config.arrival_timeout_margin:.1f} s')
+
+    # --- gripper --------------------------------------------------------------------------
+    def set_gripper(self, closed):
+        position = self.config.gripper_closed_position if closed else 0.0
+        self._gripper_command(position, self.config.gripper_max_effort)
+        return self.gripper_closure()
+
+    def gripper_closure(self):
+        value = self.joint_states.get([self.config.gripper_joint])
+        if value is None:
+            raise MotionError(f'no joint state for {self.config.gripper_joint}')
+        return float(value[0]) / self.config.gripper_closed_position
+
+
+__all__ = ['JointStateCache', 'JointTrajectoryBackend', 'MotionBackend', 'MotionError',
+           'TargetRejected', 'TrajectoryConfig', 'UR_JOINT_NAMES', 'quintic_samples',
+           'top_down_rotation']

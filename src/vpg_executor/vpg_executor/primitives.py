@@ -1,0 +1,130 @@
+"""
+VPG's push and grasp primitives as sequences of safe TCP moves on a MotionBackend.
+
+Grasp (VPG): top-down, jaw angle = rotation; approach from above, open, descend to
+`grasp_depth` below the local surface (never below the envelope's z_min), close, lift, read the
+fingers: neither fully open nor fully closed = holding. A held object is carried to the
+drop-off pose outside the workspace and released.
+Push (VPG): fingers closed, start at the chosen point, move `push_length` straight along the
+rotation angle (the end clipped to the workspace, as VPG does), retreat upwards.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vpg_executor.motion import MotionError
+from vpg_executor.safety import TargetRejected, TopDownPose
+
+
+@dataclass(frozen=True)
+class PrimitiveConfig:
+    """Geometry of the primitives, metres and radians (base frame)."""
+
+    approach_height: float = 0.15
+    """Height above the target from which the TCP descends and to which it retreats."""
+    grasp_depth: float = 0.03
+    """How far below the local surface the fingertip centre goes for a grasp."""
+    push_height: float = 0.025
+    """Fingertip-centre height above the table during a push (raised over taller surfaces)."""
+    push_depth: float = 0.03
+    """When the push starts on an object, how far below its top the fingers go."""
+    push_length: float = 0.1
+    lift_height: float = 0.2
+    """TCP height after a grasp, before the fingers are read."""
+    grasp_open_threshold: float = 0.05
+    """Closure at or below this after closing means the fingers did not close (jammed)."""
+    grasp_closed_threshold: float = 0.93
+    """Closure at or above this means the fingers closed on nothing."""
+    dropoff: tuple = (-0.5, 0.38, 0.2)
+    """Where held objects are released, outside the workspace (x, y, z)."""
+    workspace: tuple = (-0.724, -0.276, -0.224, 0.224)
+    """Box the policy's targets must lie in: x_min, x_max, y_min, y_max."""
+    home_joints: tuple = (0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0)
+    """Joint configuration out of the camera's view, used between primitives."""
+
+
+@dataclass(frozen=True)
+class GraspOutcome:
+    success: bool
+    closure: float
+
+
+def holding(closure, config):
+    """Apply VPG's grasp test: fingers neither fully open nor fully closed after lifting."""
+    return config.grasp_open_threshold < closure < config.grasp_closed_threshold
+
+
+class PrimitiveExecutor:
+    """Runs push, grasp and go_home on a backend; every target goes through its envelope."""
+
+    def __init__(self, backend, config=PrimitiveConfig()):
+        self.backend = backend
+        self.config = config
+
+    def _check_target(self, x, y, angle):
+        values = np.array([x, y, angle], dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise TargetRejected(f'non-finite primitive target {values.tolist()}')
+        x_min, x_max, y_min, y_max = self.config.workspace
+        if not (x_min <= x <= x_max and y_min <= y <= y_max):
+            raise TargetRejected(f'primitive target ({x:.3f}, {y:.3f}) outside the workspace')
+
+    def go_home(self):
+        self.backend.move_joints(np.array(self.config.home_joints))
+
+    def grasp(self, position, angle):
+        """
+        Grasp at position (x, y, local surface z) with the jaws closing along `angle`.
+
+        Raises TargetRejected for a target outside the workspace (nothing moved) and
+        MotionError when the arm cannot get there (the arm retreats up if it can).
+        """
+        x, y, surface = (float(v) for v in position)
+        self._check_target(x, y, angle)
+        cfg = self.config
+        yaw = float(angle)
+        grasp_z = surface - cfg.grasp_depth
+        above = TopDownPose(x, y, max(surface, 0.0) + cfg.approach_height, yaw)
+        self.backend.set_gripper(False)
+        self.backend.move_to(above)
+        try:
+            self.backend.move_to(TopDownPose(x, y, grasp_z, yaw), linear=True)
+            self.backend.set_gripper(True)
+        finally:
+            self.backend.move_to(TopDownPose(x, y, cfg.lift_height, yaw), linear=True)
+        closure = self.backend.gripper_closure()
+        success = holding(closure, cfg)
+        if success:
+            dx, dy, dz = cfg.dropoff
+            self.backend.move_to(TopDownPose(dx, dy, dz, yaw))
+        self.backend.set_gripper(False)
+        return GraspOutcome(success, closure)
+
+    def push_end(self, x, y, angle):
+        """End point of a push from (x, y) along angle, clipped to the workspace like VPG."""
+        x_min, x_max, y_min, y_max = self.config.workspace
+        return (float(np.clip(x + self.config.push_length * np.cos(angle), x_min, x_max)),
+                float(np.clip(y + self.config.push_length * np.sin(angle), y_min, y_max)))
+
+    def push(self, position, angle):
+        """Push from position (x, y, local surface z) along `angle` with closed fingers."""
+        x, y, surface = (float(v) for v in position)
+        self._check_target(x, y, angle)
+        cfg = self.config
+        # Jaws broadside to the push direction, so the closed fingers sweep a wide front.
+        yaw = float(angle) + np.pi / 2
+        z = max(cfg.push_height, surface - cfg.push_depth)
+        end_x, end_y = self.push_end(x, y, angle)
+        self.backend.set_gripper(True)
+        self.backend.move_to(TopDownPose(x, y, max(surface, 0.0) + cfg.approach_height, yaw))
+        try:
+            self.backend.move_to(TopDownPose(x, y, z, yaw), linear=True)
+            self.backend.move_to(TopDownPose(end_x, end_y, z, yaw), linear=True)
+        finally:
+            self.backend.move_to(
+                TopDownPose(end_x, end_y, z + cfg.approach_height, yaw), linear=True)
+
+
+__all__ = ['GraspOutcome', 'MotionError', 'PrimitiveConfig', 'PrimitiveExecutor',
+           'TargetRejected', 'holding']
