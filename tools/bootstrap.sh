@@ -43,7 +43,8 @@ ldconfig -p | grep -q 'libOSMesa.so' || need_apt+=(libosmesa6)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing ${need_apt[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null; } \
+      || echo "bootstrap: WARNING: could not install ${need_apt[*]}; camera rendering may fail" >&2
   else
     echo "bootstrap: WARNING: missing ${need_apt[*]}; install them for headless rendering" >&2
   fi
