@@ -22,6 +22,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'executor = vpg_executor.executor_node:main',
         ],
     },
 )

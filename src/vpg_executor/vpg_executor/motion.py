@@ -106,7 +106,7 @@ class TrajectoryConfig:
     """Seconds to wait for arrival beyond the trajectory's own duration."""
     min_move_duration: float = 0.3
     """Shortest trajectory, seconds, so tiny moves are not commanded as jumps."""
-    gripper_closed_position: float = 0.8
+    gripper_closed_position: float = 0.7929
     """Finger joint position of the gripper closed on nothing (rad for the 2F-85 knuckle)."""
     gripper_joint: str = 'robotiq_85_left_knuckle_joint'
     gripper_max_effort: float = 50.0

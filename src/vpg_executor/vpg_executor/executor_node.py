@@ -1,0 +1,311 @@
+"""
+executor_node: runs push/grasp primitives on the arm and serves the `pick_all` action.
+
+Thin rclpy wrapper over the ROS-free core (pick_all.PickAllLoop, primitives, motion, safety).
+Talks to the arm like ur_robot_driver expects (JointTrajectory on the joint trajectory
+controller's topic, /joint_states), to the gripper through control_msgs' GripperCommand action,
+to perception through `get_heightmap` and to the policy through `choose_primitive`; publishes
+every executed action as a Transition on `transitions`.
+
+One goal at a time: a goal arriving while another runs is rejected (not queued). Cancel is
+checked between primitives; the arm then goes home. Debug: `execute_primitive` runs one given
+primitive when no goal is running.
+"""
+
+import math
+import threading
+
+import numpy as np
+import rclpy
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from vpg_executor.motion import JointStateCache, JointTrajectoryBackend, MotionError
+from vpg_executor.parameters import declare_parameters
+from vpg_executor.pick_all import (Choice, Goal, goal_problem, Observation, PerceptionError,
+                                   PickAllLoop, PolicyError, ReasonCode)
+from vpg_executor.primitives import PrimitiveExecutor
+from vpg_executor.rewards import reward, scene_changed
+from vpg_executor.safety import TargetRejected
+from vpg_interfaces.action import PickAll
+from vpg_interfaces.msg import PrimitiveAction, Transition
+from vpg_interfaces.srv import ChoosePrimitive, ExecutePrimitive, GetHeightmap
+from vpg_perception.conversions import heightmap_from_msg
+
+try:  # the real gripper controller's type; an identical copy where control_msgs is missing
+    from control_msgs.action import GripperCommand
+except ImportError:
+    from vpg_interfaces.action import GripperCommand
+
+TRANSITION_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.VOLATILE,
+                            history=HistoryPolicy.KEEP_LAST)
+
+
+def wait_future(future, timeout):
+    """Block the calling (worker) thread until future is done; False on timeout."""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    return done.wait(timeout) or future.done()
+
+
+def duration_msg(seconds):
+    from builtin_interfaces.msg import Duration
+    nanoseconds = int(round(seconds * 1e9))
+    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+class ExecutorNode(Node):
+
+    def __init__(self, backend=None, **kwargs):
+        super().__init__('executor', **kwargs)
+        self.params = declare_parameters(self)
+        values = self.params.values
+        self._io_group = ReentrantCallbackGroup()
+        self._joint_states = JointStateCache()
+        self.create_subscription(JointState, values['robot.joint_states_topic'],
+                                 self._on_joint_states, 50, callback_group=self._io_group)
+        self._trajectory_pub = self.create_publisher(
+            JointTrajectory, values['robot.trajectory_topic'], 10)
+        self._gripper_client = ActionClient(self, GripperCommand, values['gripper.action'],
+                                            callback_group=self._io_group)
+        self._heightmap_client = self.create_client(GetHeightmap, 'get_heightmap',
+                                                    callback_group=self._io_group)
+        self._policy_client = self.create_client(ChoosePrimitive, 'choose_primitive',
+                                                 callback_group=self._io_group)
+        self._transition_pub = self.create_publisher(Transition, 'transitions', TRANSITION_QOS)
+
+        self.backend = backend or self._make_backend()
+        self.robot = PrimitiveExecutor(self.backend, self.params.primitives)
+        self.cell_name = self.params.cell_name or self.get_namespace().strip('/') or 'cell0'
+        self._busy = threading.Lock()
+        self._episode = 0
+        self._actions_total = int(values['exploration.start_step'])
+        group = ReentrantCallbackGroup()
+        self._server = ActionServer(
+            self, PickAll, 'pick_all', self._execute, goal_callback=self._on_goal,
+            cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=group)
+        self.create_service(ExecutePrimitive, 'execute_primitive', self._on_execute_primitive,
+                            callback_group=group)
+        self.get_logger().info(
+            f'executor ready: backend {self.params.motion_backend}, cell {self.cell_name}')
+
+    # --- hardware I/O -----------------------------------------------------------------------
+    def _make_backend(self):
+        if self.params.motion_backend == 'moveit':
+            from vpg_executor.moveit_backend import MoveItBackend
+            return MoveItBackend(self.params.trajectory, self.params.envelope,
+                                 joint_states=self._joint_states,
+                                 gripper_command=self._gripper_command)
+        return JointTrajectoryBackend(self.params.trajectory, self.params.envelope,
+                                      self._joint_states, self._publish_trajectory,
+                                      self._gripper_command)
+
+    def _on_joint_states(self, msg):
+        if len(msg.name) != len(msg.position) or not np.all(np.isfinite(msg.position)):
+            self.get_logger().error('malformed joint state ignored',
+                                    throttle_duration_sec=5.0)
+            return
+        self._joint_states.update(msg.name, msg.position)
+
+    def _publish_trajectory(self, joint_names, times, positions, velocities):
+        msg = JointTrajectory(joint_names=list(joint_names))
+        for t, q, qd in zip(times, positions, velocities):
+            msg.points.append(JointTrajectoryPoint(
+                positions=[float(x) for x in q], velocities=[float(x) for x in qd],
+                time_from_start=duration_msg(float(t))))
+        self._trajectory_pub.publish(msg)
+
+    def _gripper_command(self, position, max_effort):
+        timeout = float(self.params.values['gripper.timeout'])
+        if not self._gripper_client.wait_for_server(timeout_sec=timeout):
+            raise MotionError(f'gripper action {self.params.values["gripper.action"]} '
+                              f'not available within {timeout} s')
+        goal = GripperCommand.Goal()
+        goal.command.position = float(position)
+        goal.command.max_effort = float(max_effort)
+        sent = self._gripper_client.send_goal_async(goal)
+        if not wait_future(sent, timeout) or not sent.result().accepted:
+            raise MotionError('gripper goal not accepted')
+        result = sent.result().get_result_async()
+        if not wait_future(result, timeout):
+            raise MotionError(f'gripper did not finish within {timeout} s')
+
+    # --- perception and policy --------------------------------------------------------------
+    def _call(self, client, request, timeout, what, error):
+        if not client.wait_for_service(
+                timeout_sec=float(self.params.values['timeouts.services_at_start'])):
+            raise error(f'{what} service {client.srv_name} is not available')
+        future = client.call_async(request)
+        if not wait_future(future, timeout):
+            client.remove_pending_request(future)
+            raise error(f'{what} did not answer within {timeout} s')
+        return future.result()
+
+    def _perceive(self):
+        timeout = float(self.params.values['timeouts.heightmap'])
+        request = GetHeightmap.Request(newer_than=self.get_clock().now().to_msg(),
+                                       timeout=duration_msg(timeout))
+        response = self._call(self._heightmap_client, request, timeout + 2.0, 'perception',
+                              PerceptionError)
+        if not response.success:
+            raise PerceptionError(f'no heightmap: {response.message}')
+        try:
+            _, height, _ = heightmap_from_msg(response.heightmap)
+        except ValueError as error:
+            raise PerceptionError(f'unusable heightmap: {error}') from error
+        return Observation(height, response.heightmap)
+
+    def _choose(self, observation, epsilon, allowed):
+        request = ChoosePrimitive.Request(heightmap=observation.message,
+                                          epsilon=float(epsilon), allowed=int(allowed))
+        response = self._call(self._policy_client, request,
+                              float(self.params.values['timeouts.policy']), 'policy',
+                              PolicyError)
+        if not response.success:
+            raise PolicyError(f'policy failed: {response.message}')
+        return choice_from_msg(response.action)
+
+    def _epsilon(self):
+        v = self.params.values
+        return max(v['exploration.start'] * v['exploration.decay'] ** self._actions_total,
+                   v['exploration.floor'])
+
+    # --- pick_all ---------------------------------------------------------------------------
+    def _on_goal(self, goal_request):
+        problem = goal_problem(to_goal(goal_request),
+                               int(self.params.values['max_actions_limit']))
+        if problem:
+            self.get_logger().warning(f'pick_all goal rejected: {problem}')
+            return GoalResponse.REJECT
+        if not self._busy.acquire(blocking=False):
+            self.get_logger().warning('pick_all goal rejected: another goal is running')
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _execute(self, goal_handle):
+        try:
+            return self._run_goal(goal_handle)
+        finally:
+            self._busy.release()
+
+    def _run_goal(self, goal_handle):
+        goal = to_goal(goal_handle.request)
+        self._episode += 1
+        episode = self._episode
+
+        def on_transition(before, choice, after, report):
+            self._actions_total += 1
+            self._transition_pub.publish(self._transition(episode, before, choice, after,
+                                                          report))
+
+        def on_feedback(report):
+            feedback = PickAll.Feedback(
+                step=report.step, reward=float(report.reward),
+                grasp_success=report.grasp_success, push_changed=report.push_changed,
+                objects_seen_remaining=report.objects_seen_remaining,
+                consecutive_failures=report.consecutive_failures,
+                weights_version=int(report.choice.weights_version))
+            if report.choice.message is not None:
+                feedback.action = report.choice.message
+            goal_handle.publish_feedback(feedback)
+            note = f' ({report.motion_error})' if report.motion_error else ''
+            self.get_logger().info(
+                f'step {report.step}: {"grasp" if report.choice.primitive else "push"} '
+                f'reward {report.reward:.1f}, {report.objects_seen_remaining} seen left{note}')
+
+        loop = PickAllLoop(self.robot, self._perceive, self._choose, on_transition,
+                           self.params.rewards, self._epsilon)
+        outcome = loop.run(goal, lambda: goal_handle.is_cancel_requested, on_feedback)
+        result = PickAll.Result(
+            objects_removed=outcome.objects_removed, actions=outcome.actions,
+            grasp_attempts=outcome.grasp_attempts, grasp_successes=outcome.grasp_successes,
+            push_attempts=outcome.push_attempts, table_cleared=outcome.table_cleared,
+            reason_code=int(outcome.reason_code), reason=outcome.reason)
+        if outcome.reason_code == ReasonCode.CANCELED:
+            goal_handle.canceled()
+        elif outcome.reason_code in (ReasonCode.TABLE_CLEARED, ReasonCode.MAX_ACTIONS,
+                                     ReasonCode.TOO_MANY_FAILURES):
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        self.get_logger().info(f'pick_all finished: {outcome.reason}')
+        return result
+
+    def _transition(self, episode, before, choice, after, report):
+        msg = Transition(cell_name=self.cell_name, episode_id=episode, step=report.step,
+                         reward=float(report.reward), grasp_success=report.grasp_success,
+                         push_changed=report.push_changed,
+                         changed_pixels=int(report.changed_pixels),
+                         weights_version=int(choice.weights_version))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.heightmap_before = before.message
+        msg.heightmap_after = after.message
+        if choice.message is not None:
+            msg.action = choice.message
+        msg.episode_done = report.objects_seen_remaining == 0
+        return msg
+
+    def _on_execute_primitive(self, request, response):
+        if not self._busy.acquire(blocking=False):
+            response.success, response.message = False, 'a pick_all goal is running'
+            return response
+        try:
+            choice = choice_from_msg(request.action)
+            before = self._perceive()
+            grasp_success = False
+            if choice.primitive == PrimitiveAction.GRASP:
+                grasp_success = self.robot.grasp(choice.position, choice.angle).success
+            else:
+                self.robot.push(choice.position, choice.angle)
+            self.robot.go_home()
+            after = self._perceive()
+            changed = scene_changed(before.height, after.height, self.params.rewards)
+            response.grasp_success = bool(grasp_success)
+            response.push_changed = bool(choice.primitive == PrimitiveAction.PUSH and changed)
+            response.reward = float(reward(choice.primitive == PrimitiveAction.GRASP,
+                                           grasp_success, response.push_changed,
+                                           self.params.rewards))
+            response.success, response.message = True, 'executed'
+        except (MotionError, TargetRejected, PerceptionError, PolicyError) as error:
+            response.success, response.message = False, f'{type(error).__name__}: {error}'
+        finally:
+            self._busy.release()
+        return response
+
+
+def to_goal(request):
+    return Goal(max_actions=int(request.max_actions),
+                max_consecutive_failures=int(request.max_consecutive_failures),
+                explore=bool(request.explore), epsilon=float(request.epsilon),
+                allowed=int(request.allowed))
+
+
+def choice_from_msg(action):
+    """Convert a PrimitiveAction message to a core Choice; PolicyError when it is unusable."""
+    position = (action.position.x, action.position.y, action.position.z)
+    if action.primitive not in (PrimitiveAction.PUSH, PrimitiveAction.GRASP):
+        raise PolicyError(f'unknown primitive {action.primitive}')
+    if not all(math.isfinite(v) for v in (*position, action.angle)):
+        raise PolicyError(f'non-finite action {position}, angle {action.angle}')
+    return Choice(int(action.primitive), position, float(action.angle),
+                  int(action.weights_version), action)
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            node = ExecutorNode()
+            executor = MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,142 @@
+"""
+Every executor parameter in one table: name, default, description; read into frozen configs.
+
+The node declares each entry with its description (visible with `ros2 param describe`) and
+builds the core's config dataclasses from the values; invalid values raise at start-up.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+
+from vpg_executor.motion import TrajectoryConfig
+from vpg_executor.primitives import PrimitiveConfig
+from vpg_executor.rewards import RewardConfig
+from vpg_executor.safety import SafetyEnvelope
+
+_T, _P, _R, _S = TrajectoryConfig(), PrimitiveConfig(), RewardConfig(), SafetyEnvelope()
+
+PARAMETERS = [
+    # name, default, description
+    ('motion_backend', 'joint_trajectory',
+     "'joint_trajectory' (IK + the joint trajectory controller's topic) or 'moveit' (moveit_py)"),
+    ('cell_name', '', 'Name of this cell in transitions; empty = the node namespace or "cell0"'),
+    ('robot.model', _T.model, 'UR model for kinematics: ur5, ur5e, ur5e_menagerie (MuJoCo cell)'),
+    ('robot.tcp_offset', _T.tcp_offset, 'TCP distance in front of tool0 along its z axis, m'),
+    ('robot.tcp_yaw_offset', _T.tcp_yaw_offset,
+     "Angle from tool0's y axis to the jaw-closing axis about tool0's z axis, rad"),
+    ('robot.home_joints', list(_P.home_joints),
+     'Joint angles (rad) of the home pose, out of the camera view'),
+    ('robot.trajectory_topic', '/scaled_joint_trajectory_controller/joint_trajectory',
+     'trajectory_msgs/JointTrajectory topic of the joint trajectory controller'),
+    ('robot.joint_states_topic', '/joint_states', 'sensor_msgs/JointState topic'),
+    ('robot.arrival_tolerance', _T.arrival_tolerance, 'Joint arrival tolerance, rad'),
+    ('robot.arrival_timeout_margin', _T.arrival_timeout_margin,
+     'Seconds to wait for arrival beyond the trajectory duration'),
+    ('gripper.action', '/robotiq_gripper_controller/gripper_cmd',
+     'control_msgs/action/GripperCommand server of the gripper controller'),
+    ('gripper.joint', _T.gripper_joint, 'Finger joint reported in joint states'),
+    ('gripper.closed_position', _T.gripper_closed_position,
+     'Finger joint position when closed on nothing'),
+    ('gripper.max_effort', _T.gripper_max_effort, 'Gripper effort limit sent with commands'),
+    ('gripper.timeout', 5.0, 'Seconds to wait for a gripper command result'),
+    ('safety.x_min', _S.x_min, 'Envelope box for TCP targets, base frame, m'),
+    ('safety.x_max', _S.x_max, 'Envelope box, m'),
+    ('safety.y_min', _S.y_min, 'Envelope box, m'),
+    ('safety.y_max', _S.y_max, 'Envelope box, m'),
+    ('safety.z_min', _S.z_min, 'Lowest TCP height above the table, m (lower targets are raised)'),
+    ('safety.z_max', _S.z_max, 'Highest TCP target, m'),
+    ('safety.joint_lower', list(_S.joint_lower), 'Lower joint limits, rad'),
+    ('safety.joint_upper', list(_S.joint_upper), 'Upper joint limits, rad'),
+    ('safety.max_joint_speed', _S.max_joint_speed, 'Fastest joint speed commanded, rad/s'),
+    ('primitives.approach_height', _P.approach_height, 'Height above a target to descend from, m'),
+    ('primitives.grasp_depth', _P.grasp_depth, 'Grasp depth below the local surface, m'),
+    ('primitives.push_height', _P.push_height, 'TCP height above the table while pushing, m'),
+    ('primitives.push_depth', _P.push_depth, 'Depth below an object top a push starts at, m'),
+    ('primitives.push_length', _P.push_length, 'Push stroke length, m'),
+    ('primitives.lift_height', _P.lift_height, 'TCP height after a grasp, m'),
+    ('primitives.grasp_open_threshold', _P.grasp_open_threshold,
+     'Closure at or below which the fingers count as not closed'),
+    ('primitives.grasp_closed_threshold', _P.grasp_closed_threshold,
+     'Closure at or above which the fingers count as closed on nothing'),
+    ('primitives.dropoff', list(_P.dropoff), 'Release point for held objects (x, y, z), m'),
+    ('primitives.workspace', list(_P.workspace),
+     'Box the policy targets must lie in: x_min, x_max, y_min, y_max, m'),
+    ('rewards.change_threshold', _R.change_threshold, 'Changed pixels for a push to count'),
+    ('rewards.empty_threshold', _R.empty_threshold,
+     'Object pixels below which the table is empty'),
+    ('rewards.object_height', _R.object_height, 'Height above which pixels are objects, m'),
+    ('exploration.start', 0.5, 'Epsilon schedule: max(start * decay^t, floor), t = actions'),
+    ('exploration.decay', 0.9998, 'Epsilon schedule decay per action'),
+    ('exploration.floor', 0.1, 'Epsilon schedule floor'),
+    ('exploration.start_step', 0, 'Actions already taken before this node started (resumes t)'),
+    ('timeouts.heightmap', 10.0, 'Seconds to wait for a fresh heightmap'),
+    ('timeouts.policy', 10.0, 'Seconds to wait for the policy service'),
+    ('timeouts.services_at_start', 30.0,
+     'Seconds a goal waits for perception and policy services to appear'),
+    ('max_actions_limit', 10000, 'Largest max_actions a goal may ask for'),
+]
+
+
+@dataclass(frozen=True)
+class ExecutorParameters:
+    """Everything the executor node reads at start-up."""
+
+    motion_backend: str
+    cell_name: str
+    trajectory: TrajectoryConfig
+    envelope: SafetyEnvelope
+    primitives: PrimitiveConfig
+    rewards: RewardConfig
+    values: dict
+
+
+def declare_parameters(node):
+    """Declare every parameter on node and return the validated ExecutorParameters."""
+    values = {}
+    for name, default, description in PARAMETERS:
+        node.declare_parameter(name, default, ParameterDescriptor(description=description))
+        values[name] = node.get_parameter(name).value
+    return build_parameters(values)
+
+
+def build_parameters(values):
+    """Turn a name -> value mapping (defaults filled in) into ExecutorParameters."""
+    merged = {name: default for name, default, _ in PARAMETERS}
+    merged.update(values)
+    v = merged
+    if v['motion_backend'] not in ('joint_trajectory', 'moveit'):
+        raise ValueError(f"motion_backend must be 'joint_trajectory' or 'moveit', "
+                         f"got {v['motion_backend']!r}")
+    for name, length in (('robot.home_joints', 6), ('safety.joint_lower', 6),
+                         ('safety.joint_upper', 6), ('primitives.dropoff', 3),
+                         ('primitives.workspace', 4)):
+        if len(v[name]) != length or not np.all(np.isfinite(v[name])):
+            raise ValueError(f'{name} needs {length} finite numbers, got {v[name]}')
+    trajectory = TrajectoryConfig(
+        model=v['robot.model'], tcp_offset=v['robot.tcp_offset'],
+        tcp_yaw_offset=v['robot.tcp_yaw_offset'],
+        arrival_tolerance=v['robot.arrival_tolerance'],
+        arrival_timeout_margin=v['robot.arrival_timeout_margin'],
+        gripper_closed_position=v['gripper.closed_position'], gripper_joint=v['gripper.joint'],
+        gripper_max_effort=v['gripper.max_effort'])
+    envelope = SafetyEnvelope(
+        x_min=v['safety.x_min'], x_max=v['safety.x_max'], y_min=v['safety.y_min'],
+        y_max=v['safety.y_max'], z_min=v['safety.z_min'], z_max=v['safety.z_max'],
+        joint_lower=tuple(v['safety.joint_lower']), joint_upper=tuple(v['safety.joint_upper']),
+        max_joint_speed=v['safety.max_joint_speed'])
+    primitives = PrimitiveConfig(
+        approach_height=v['primitives.approach_height'],
+        grasp_depth=v['primitives.grasp_depth'], push_height=v['primitives.push_height'],
+        push_depth=v['primitives.push_depth'], push_length=v['primitives.push_length'],
+        lift_height=v['primitives.lift_height'],
+        grasp_open_threshold=v['primitives.grasp_open_threshold'],
+        grasp_closed_threshold=v['primitives.grasp_closed_threshold'],
+        dropoff=tuple(v['primitives.dropoff']), workspace=tuple(v['primitives.workspace']),
+        home_joints=tuple(v['robot.home_joints']))
+    rewards = RewardConfig(change_threshold=v['rewards.change_threshold'],
+                           empty_threshold=v['rewards.empty_threshold'],
+                           object_height=v['rewards.object_height'])
+    return ExecutorParameters(v['motion_backend'], v['cell_name'], trajectory, envelope,
+                              primitives, rewards, v)
