@@ -1,0 +1,159 @@
+"""
+Run a node graph as separate processes where `ros2 launch` is not available.
+
+Each node of a graph description (vpg_bringup.graph) becomes its own process, started with the
+same ROS arguments launch_ros would give it. Output lines are forwarded with the node's name in
+front. Everything stops on Ctrl-C / SIGTERM, or as soon as one node exits unexpectedly, and the
+run then reports failure (non-zero exit).
+
+    python -m vpg_bringup.runner sim [--seed 3] [--cell cell0] [--weights path]
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+
+class NodeDied(RuntimeError):
+    """A node process exited while the graph was meant to be running."""
+
+
+def package_executable(package, executable):
+    from ament_index_python.packages import get_package_prefix
+    path = os.path.join(get_package_prefix(package), 'lib', package, executable)
+    if not os.access(path, os.X_OK):
+        raise FileNotFoundError(f'no executable {executable!r} in package {package!r} ({path})')
+    return path
+
+
+def config_directory():
+    from ament_index_python.packages import get_package_share_directory
+    return os.path.join(get_package_share_directory('vpg_bringup'), 'config')
+
+
+class GraphRunner:
+    """Start, watch and stop the processes of one graph; usable as a context manager."""
+
+    def __init__(self, specs, config_dir=None, env=None, output=None, stop_timeout=10.0):
+        self.specs = list(specs)
+        self.config_dir = config_dir or config_directory()
+        # The ROS wheels re-exec Python with their library path: pass the environment whole.
+        self.env = dict(os.environ if env is None else env)
+        self.output = output or sys.stdout
+        self.stop_timeout = stop_timeout
+        self.processes = {}
+        self._threads = []
+        self._stopping = False
+        self._lock = threading.Lock()
+
+    def command(self, spec):
+        base = list(spec.command) or [package_executable(spec.package, spec.executable)]
+        return base + spec.ros_arguments(self.config_dir)
+
+    def start(self):
+        names = [spec.namespace + '/' + spec.name for spec in self.specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f'duplicate node names in graph: {names}')
+        for spec, name in zip(self.specs, names):
+            process = subprocess.Popen(self.command(spec), env=self.env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                                       start_new_session=True)
+            self.processes[name.lstrip('/')] = process
+            thread = threading.Thread(target=self._forward, args=(name.lstrip('/'), process),
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _forward(self, name, process):
+        for line in process.stdout:
+            with self._lock:
+                self.output.write(f'[{name}] {line}')
+                self.output.flush()
+
+    def dead(self):
+        """Names and exit codes of processes that have exited."""
+        return {name: p.returncode for name, p in self.processes.items()
+                if p.poll() is not None}
+
+    def check(self):
+        """Raise NodeDied when any node has exited while the graph should be running."""
+        dead = self.dead()
+        if dead and not self._stopping:
+            raise NodeDied('node exited unexpectedly: ' + ', '.join(
+                f'{name} (exit code {code})' for name, code in sorted(dead.items())))
+
+    def wait(self, timeout=None, poll=0.2):
+        """Block until a node dies (raises NodeDied) or timeout seconds pass."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            self.check()
+            time.sleep(poll)
+
+    def stop(self):
+        """SIGTERM every node, SIGKILL what is still running after stop_timeout; return codes."""
+        self._stopping = True
+        for process in self.processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + self.stop_timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        return {name: p.returncode for name, p in self.processes.items()}
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None):
+    from vpg_bringup import graph
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('graph', choices=['sim'], help='which graph to run')
+    parser.add_argument('--cell', default='', help='namespace of the cell')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--num-objects', type=int, default=10)
+    parser.add_argument('--weights', default='', help='policy weights (.safetensors)')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--real-time-factor', type=float, default=0.0)
+    args = parser.parse_args(argv)
+    specs = graph.sim_graph(cell=args.cell, seed=args.seed, num_objects=args.num_objects,
+                            weights=args.weights, device=args.device,
+                            real_time_factor=args.real_time_factor)
+    runner = GraphRunner(specs)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with runner:
+            runner.wait()
+    except KeyboardInterrupt:
+        print('runner: stopping on request', file=sys.stderr)
+        return 0
+    except NodeDied as error:
+        print(f'runner: {error}; stopped the graph', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
