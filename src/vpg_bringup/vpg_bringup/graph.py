@@ -1,9 +1,10 @@
 """
 The node graphs, described once and without ROS.
 
-Which nodes, executables, namespaces, remappings and parameter files. The launch files (launch/*.launch.py) and the runner for machines without
-`ros2 launch` (vpg_bringup.runner) both build their processes from these descriptions, so the
-two cannot drift apart.
+Which nodes, executables, namespaces, remappings and parameter files make up a graph. The launch
+files (launch/*.launch.py) and the runner for machines without `ros2 launch`
+(vpg_bringup.runner) both build their processes from these descriptions, so the two cannot
+drift apart.
 """
 
 from dataclasses import dataclass, field
