@@ -100,7 +100,8 @@ class ExecutorNode(Node):
             from vpg_executor.moveit_backend import MoveItBackend
             return MoveItBackend(self.params.trajectory, self.params.envelope,
                                  joint_states=self._joint_states,
-                                 gripper_command=self._gripper_command)
+                                 gripper_command=self._gripper_command,
+                                 settings=self.params.moveit)
         return JointTrajectoryBackend(self.params.trajectory, self.params.envelope,
                                       self._joint_states, self._publish_trajectory,
                                       self._gripper_command)
@@ -302,7 +303,12 @@ def main(args=None):
             node = ExecutorNode()
             executor = MultiThreadedExecutor(num_threads=4)
             executor.add_node(node)
-            executor.spin()
+            try:
+                executor.spin()
+            finally:
+                close = getattr(node.backend, 'close', None)
+                if close is not None:
+                    close()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
 

@@ -131,6 +131,84 @@ def quintic_samples(q_from, q_to, duration, count):
     return times, positions, velocities
 
 
+class TcpKinematics:
+    """
+    Where the TCP sits on a UR arm: the tool0 pose for a TCP pose, and the TCP for joints.
+
+    Shared by the motion backends so a TopDownPose means the same arm pose whichever one runs.
+    The TCP is `tcp_offset` along tool0's z axis, turned by `tcp_yaw_offset` about it.
+    """
+
+    def __init__(self, config):
+        if config.model not in MODELS:
+            raise ValueError(f'unknown UR model {config.model!r} (known: {sorted(MODELS)})')
+        self.params = MODELS[config.model]
+        tcp = np.eye(4)
+        rz = np.array([[np.cos(config.tcp_yaw_offset), -np.sin(config.tcp_yaw_offset), 0],
+                       [np.sin(config.tcp_yaw_offset), np.cos(config.tcp_yaw_offset), 0],
+                       [0, 0, 1]])
+        tcp[:3, :3] = rz
+        tcp[:3, 3] = [0.0, 0.0, config.tcp_offset]
+        self.tool0_T_tcp = tcp
+        self.tcp_T_tool0 = np.linalg.inv(tcp)
+
+    def tool0_pose(self, pose):
+        """base_T_tool0 for a top-down TCP pose."""
+        base_T_tcp = np.eye(4)
+        base_T_tcp[:3, :3] = top_down_rotation(pose.yaw)
+        base_T_tcp[:3, 3] = pose.position
+        return base_T_tcp @ self.tcp_T_tool0
+
+    def tcp_position(self, q):
+        """TCP position in the base frame for joints q (forward kinematics)."""
+        return (forward_kinematics(q, self.params) @ self.tool0_T_tcp)[:3, 3]
+
+    def tcp_yaw(self, q):
+        """Jaw-closing direction of the TCP for joints q, radians in the base xy-plane."""
+        rotation = (forward_kinematics(q, self.params) @ self.tool0_T_tcp)[:3, :3]
+        return float(np.arctan2(rotation[1, 1], rotation[0, 1]))
+
+    def nearest_equivalent_yaw(self, pose, q_now):
+        """Return pose with its yaw moved by a multiple of pi to the nearest of the wrist's."""
+        current = self.tcp_yaw(q_now)
+        delta = (pose.yaw - current + np.pi / 2) % np.pi - np.pi / 2
+        return TopDownPose(pose.x, pose.y, pose.z, current + delta)
+
+    def path_inside(self, path, envelope, tol=0.0):
+        """Whether the TCP stays in the envelope box (grown by tol) at every joints row (N, 6)."""
+        tcp = (forward_kinematics_batch(path, self.params) @ self.tool0_T_tcp)[:, :3, 3]
+        env = envelope
+        return bool(np.all((tcp[:, 0] >= env.x_min - tol) & (tcp[:, 0] <= env.x_max + tol)
+                           & (tcp[:, 1] >= env.y_min - tol) & (tcp[:, 1] <= env.y_max + tol)
+                           & (tcp[:, 2] >= env.z_min - tol) & (tcp[:, 2] <= env.z_max + tol)))
+
+
+class ParallelGripper:
+    """
+    The fingers through an injected command callable, their closure read from joint states.
+
+    command(position, max_effort) returns once the fingers settled (or its own timeout passed).
+    """
+
+    def __init__(self, config, joint_states, command):
+        self.config = config
+        self.joint_states = joint_states
+        self._command = command
+
+    def set_closed(self, closed):
+        """Open or close; return the closure afterwards (0 open .. 1 closed)."""
+        position = self.config.gripper_closed_position if closed else 0.0
+        self._command(position, self.config.gripper_max_effort)
+        return self.closure()
+
+    def closure(self):
+        """Return the current closure, 0 = fully open .. 1 = fully closed on nothing."""
+        value = self.joint_states.get([self.config.gripper_joint])
+        if value is None:
+            raise MotionError(f'no joint state for {self.config.gripper_joint}')
+        return float(value[0]) / self.config.gripper_closed_position
+
+
 class JointTrajectoryBackend(MotionBackend):
     """
     IK + joint trajectories + arrival checks on joint states.
@@ -146,32 +224,20 @@ class JointTrajectoryBackend(MotionBackend):
         self.envelope = envelope
         self.joint_states = joint_states
         self._publish = publish_trajectory
-        self._gripper_command = gripper_command
+        self.gripper = ParallelGripper(config, joint_states, gripper_command)
         self.joint_names = tuple(joint_names)
-        if config.model not in MODELS:
-            raise ValueError(f'unknown UR model {config.model!r} (known: {sorted(MODELS)})')
-        self._params = MODELS[config.model]
-        tcp = np.eye(4)
-        rz = np.array([[np.cos(config.tcp_yaw_offset), -np.sin(config.tcp_yaw_offset), 0],
-                       [np.sin(config.tcp_yaw_offset), np.cos(config.tcp_yaw_offset), 0],
-                       [0, 0, 1]])
-        tcp[:3, :3] = rz
-        tcp[:3, 3] = [0.0, 0.0, config.tcp_offset]
-        self._tool0_T_tcp = tcp
-        self._tcp_T_tool0 = np.linalg.inv(tcp)
+        self.kinematics = TcpKinematics(config)
+        self._params = self.kinematics.params
         self.commanded = []  # (kind, target) log of what was sent, newest last (bounded)
 
     # --- kinematics -----------------------------------------------------------------------
     def tool0_pose(self, pose):
         """base_T_tool0 for a top-down TCP pose."""
-        base_T_tcp = np.eye(4)
-        base_T_tcp[:3, :3] = top_down_rotation(pose.yaw)
-        base_T_tcp[:3, 3] = pose.position
-        return base_T_tcp @ self._tcp_T_tool0
+        return self.kinematics.tool0_pose(pose)
 
     def tcp_position(self, q):
         """TCP position in the base frame for joints q (forward kinematics)."""
-        return (forward_kinematics(q, self._params) @ self._tool0_T_tcp)[:3, 3]
+        return self.kinematics.tcp_position(q)
 
     def solve(self, pose, q_seed):
         """Joint angles reaching pose nearest q_seed within limits, or raise MotionError."""
@@ -209,21 +275,14 @@ class JointTrajectoryBackend(MotionBackend):
 
     def tcp_yaw(self, q):
         """Jaw-closing direction of the TCP for joints q, radians in the base xy-plane."""
-        rotation = (forward_kinematics(q, self._params) @ self._tool0_T_tcp)[:3, :3]
-        return float(np.arctan2(rotation[1, 1], rotation[0, 1]))
+        return self.kinematics.tcp_yaw(q)
 
     def _nearest_equivalent_yaw(self, pose, q_now):
-        current = self.tcp_yaw(q_now)
-        delta = (pose.yaw - current + np.pi / 2) % np.pi - np.pi / 2
-        return TopDownPose(pose.x, pose.y, pose.z, current + delta)
+        return self.kinematics.nearest_equivalent_yaw(pose, q_now)
 
     def _joint_path_inside(self, q_from, q_to, samples=200):
         path = q_from + np.linspace(0.0, 1.0, samples)[:, None] * (q_to - q_from)
-        tcp = (forward_kinematics_batch(path, self._params) @ self._tool0_T_tcp)[:, :3, 3]
-        env = self.envelope
-        return bool(np.all((tcp[:, 0] >= env.x_min) & (tcp[:, 0] <= env.x_max)
-                           & (tcp[:, 1] >= env.y_min) & (tcp[:, 1] <= env.y_max)
-                           & (tcp[:, 2] >= env.z_min) & (tcp[:, 2] <= env.z_max)))
+        return self.kinematics.path_inside(path, self.envelope)
 
     def _linear_waypoints(self, q_now, pose):
         start = self.tcp_position(q_now)
@@ -278,17 +337,12 @@ class JointTrajectoryBackend(MotionBackend):
 
     # --- gripper --------------------------------------------------------------------------
     def set_gripper(self, closed):
-        position = self.config.gripper_closed_position if closed else 0.0
-        self._gripper_command(position, self.config.gripper_max_effort)
-        return self.gripper_closure()
+        return self.gripper.set_closed(closed)
 
     def gripper_closure(self):
-        value = self.joint_states.get([self.config.gripper_joint])
-        if value is None:
-            raise MotionError(f'no joint state for {self.config.gripper_joint}')
-        return float(value[0]) / self.config.gripper_closed_position
+        return self.gripper.closure()
 
 
 __all__ = ['JointStateCache', 'JointTrajectoryBackend', 'MotionBackend', 'MotionError',
-           'TargetRejected', 'TrajectoryConfig', 'UR_JOINT_NAMES', 'quintic_samples',
-           'top_down_rotation']
+           'ParallelGripper', 'TargetRejected', 'TcpKinematics', 'TrajectoryConfig',
+           'UR_JOINT_NAMES', 'quintic_samples', 'top_down_rotation']

@@ -11,11 +11,13 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 
 from vpg_executor.motion import TrajectoryConfig
+from vpg_executor.moveit_backend import MoveItConfig
 from vpg_executor.primitives import PrimitiveConfig
 from vpg_executor.rewards import RewardConfig
 from vpg_executor.safety import SafetyEnvelope
 
 _T, _P, _R, _S = TrajectoryConfig(), PrimitiveConfig(), RewardConfig(), SafetyEnvelope()
+_M = MoveItConfig()
 
 PARAMETERS = [
     # name, default, description
@@ -76,6 +78,25 @@ PARAMETERS = [
     ('timeouts.services_at_start', 30.0,
      'Seconds a goal waits for perception and policy services to appear'),
     ('max_actions_limit', 10000, 'Largest max_actions a goal may ask for'),
+    ('moveit.node_name', _M.node_name, 'Name of the MoveItPy node (motion_backend moveit)'),
+    ('moveit.params_file', '', "MoveItPy parameter YAML; empty = this process's --params-file"),
+    ('moveit.planning_group', _M.planning_group, 'MoveIt planning group of the arm'),
+    ('moveit.tool_link', _M.tool_link, 'Link whose pose goals are set (the flange)'),
+    ('moveit.pose_frame', _M.pose_frame, 'Frame of pose goals (UR base frame)'),
+    ('moveit.free_pipeline', _M.free_pipeline, 'Planning pipeline for free moves'),
+    ('moveit.free_planner_id', _M.free_planner_id, 'Planner id for free moves; empty = default'),
+    ('moveit.linear_pipeline', _M.linear_pipeline, 'Planning pipeline for straight-line moves'),
+    ('moveit.linear_planner_id', _M.linear_planner_id, 'Planner id for straight-line moves'),
+    ('moveit.planning_time', _M.planning_time, 'Seconds allowed per plan'),
+    ('moveit.planning_attempts', _M.planning_attempts, 'Planning attempts per request'),
+    ('moveit.max_velocity_scaling', _M.max_velocity_scaling, 'Velocity scaling, 0..1'),
+    ('moveit.max_acceleration_scaling', _M.max_acceleration_scaling,
+     'Acceleration scaling, 0..1'),
+    ('moveit.path_tolerance', _M.path_tolerance,
+     'How far a planned TCP path may leave the envelope box, m'),
+    ('moveit.table', _M.table, 'Add the table to the planning scene as a collision box'),
+    ('moveit.table_top_z', _M.table_top_z, 'Height of the table top in the base frame, m'),
+    ('moveit.table_size', list(_M.table_size), 'Table box size x, y, z, m'),
 ]
 
 
@@ -89,6 +110,7 @@ class ExecutorParameters:
     envelope: SafetyEnvelope
     primitives: PrimitiveConfig
     rewards: RewardConfig
+    moveit: MoveItConfig
     values: dict
 
 
@@ -138,5 +160,18 @@ def build_parameters(values):
     rewards = RewardConfig(change_threshold=v['rewards.change_threshold'],
                            empty_threshold=v['rewards.empty_threshold'],
                            object_height=v['rewards.object_height'])
+    moveit = MoveItConfig(
+        node_name=v['moveit.node_name'],
+        params_files=(v['moveit.params_file'],) if v['moveit.params_file'] else (),
+        planning_group=v['moveit.planning_group'], tool_link=v['moveit.tool_link'],
+        pose_frame=v['moveit.pose_frame'], free_pipeline=v['moveit.free_pipeline'],
+        free_planner_id=v['moveit.free_planner_id'],
+        linear_pipeline=v['moveit.linear_pipeline'],
+        linear_planner_id=v['moveit.linear_planner_id'],
+        planning_time=v['moveit.planning_time'], planning_attempts=v['moveit.planning_attempts'],
+        max_velocity_scaling=v['moveit.max_velocity_scaling'],
+        max_acceleration_scaling=v['moveit.max_acceleration_scaling'],
+        path_tolerance=v['moveit.path_tolerance'], table=v['moveit.table'],
+        table_top_z=v['moveit.table_top_z'], table_size=tuple(v['moveit.table_size']))
     return ExecutorParameters(v['motion_backend'], v['cell_name'], trajectory, envelope,
-                              primitives, rewards, v)
+                              primitives, rewards, moveit, v)
