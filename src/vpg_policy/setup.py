@@ -22,6 +22,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'policy = vpg_policy.policy_node:main',
         ],
     },
 )

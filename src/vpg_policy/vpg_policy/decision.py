@@ -1,0 +1,195 @@
+"""
+One policy decision: heightmap -> Q maps -> the push or grasp to execute, with its 3-D point.
+
+VPG's rule: compute push and grasp Q for every pixel and rotation, then grasp unless the best
+push Q is strictly higher than the best grasp Q, at that primitive's best pixel and rotation.
+Exploration is epsilon-greedy; with probability epsilon the action is drawn at random:
+
+* ``random_primitive`` (VPG): a random allowed primitive, executed at its own best pixel and
+  rotation;
+* ``random_action``: a random allowed primitive, rotation and pixel, the pixel drawn among
+  the cells higher than ``min_object_height`` (all cells when none is), so exploration
+  touches objects rather than the empty table.
+
+Pure numpy / torch: the policy node and the trainer's evaluation both use it.
+"""
+
+from dataclasses import dataclass
+import enum
+import math
+
+import numpy as np
+import torch
+
+from vpg_policy.rotations import rotation_angle
+
+# Primitive and restriction codes, equal to vpg_interfaces PrimitiveAction / ChoosePrimitive.
+PUSH = 0
+GRASP = 1
+ALLOW_BOTH = 0
+PUSH_ONLY = 1
+GRASP_ONLY = 2
+PRIMITIVE_NAMES = {PUSH: 'push', GRASP: 'grasp'}
+
+
+class Exploration(str, enum.Enum):
+    """What an exploratory (epsilon) draw picks at random."""
+
+    RANDOM_PRIMITIVE = 'random_primitive'
+    RANDOM_ACTION = 'random_action'
+
+
+class InvalidHeightmapError(ValueError):
+    """A heightmap the policy cannot decide on; the message says why."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A chosen primitive, where and how, and the Q maps it came from."""
+
+    primitive: int
+    rotation_index: int
+    num_rotations: int
+    angle: float
+    """Radians, rotation_index * 2 * pi / num_rotations (see rotations.py)."""
+    row: int
+    col: int
+    position: tuple
+    """(x, y, z) in the heightmap's base frame; z = table + local height at the pixel."""
+    q_value: float
+    exploratory: bool
+    max_push_q: float
+    """nan when pushing was not allowed."""
+    max_grasp_q: float
+    """nan when grasping was not allowed."""
+    push_q: np.ndarray = None
+    """(R, H, W) float32, or None."""
+    grasp_q: np.ndarray = None
+
+    @property
+    def primitive_name(self):
+        return PRIMITIVE_NAMES[self.primitive]
+
+
+def allowed_primitives(allowed):
+    """Tuple of primitive codes a ChoosePrimitive `allowed` value permits."""
+    table = {ALLOW_BOTH: (PUSH, GRASP), PUSH_ONLY: (PUSH,), GRASP_ONLY: (GRASP,)}
+    if allowed not in table:
+        raise ValueError(f'allowed must be {ALLOW_BOTH} (both), {PUSH_ONLY} (push only) or '
+                         f'{GRASP_ONLY} (grasp only), got {allowed}')
+    return table[allowed]
+
+
+def validate_heightmap(color, height, grid, multiple=1):
+    """
+    Raise InvalidHeightmapError unless colour, height and grid agree and can be used.
+
+    multiple: the network's required divisor of the map size.
+    """
+    color = np.asarray(color)
+    height = np.asarray(height)
+    if color.ndim != 3 or color.shape[2] != 3 or color.dtype != np.uint8:
+        raise InvalidHeightmapError(f'colour map must be (H, W, 3) uint8, got {color.shape} '
+                                    f'{color.dtype}')
+    if height.shape != color.shape[:2]:
+        raise InvalidHeightmapError(f'height map {height.shape} and colour map '
+                                    f'{color.shape[:2]} differ in size')
+    if grid is not None and height.shape != grid.shape:
+        raise InvalidHeightmapError(f'maps are {height.shape} but the workspace bounds and '
+                                    f'resolution give {grid.shape}')
+    if height.shape[0] % multiple or height.shape[1] % multiple:
+        raise InvalidHeightmapError(f'map size {height.shape} must be a multiple of '
+                                    f'{multiple} for this network')
+    if not np.issubdtype(height.dtype, np.floating) or not np.isfinite(height).all():
+        raise InvalidHeightmapError('height map must hold finite float values (metres)')
+
+
+def _best(q):
+    """(max, (rotation, row, col)) of a Q map stack (R, H, W)."""
+    flat = int(np.argmax(q))
+    index = np.unravel_index(flat, q.shape)
+    return float(q.flat[flat]), tuple(int(i) for i in index)
+
+
+def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH, rng=None,
+                  exploration=Exploration.RANDOM_PRIMITIVE, min_object_height=0.01):
+    """
+    Pick the action from push and grasp Q maps (R, H, W) of one heightmap.
+
+    height: (H, W) metres, for the local height of the chosen pixel; grid: the
+    vpg_perception HeightmapGrid for pixel -> point. rng: numpy Generator for the
+    exploration draws (a fresh unseeded one when None).
+    """
+    primitives = allowed_primitives(allowed)
+    if not 0.0 <= epsilon <= 1.0 or math.isnan(epsilon):
+        raise ValueError(f'epsilon must lie in [0, 1], got {epsilon}')
+    exploration = Exploration(exploration)
+    rng = rng if rng is not None else np.random.default_rng()
+    maps = {PUSH: push_q, GRASP: grasp_q}
+    for primitive in primitives:
+        if not np.isfinite(maps[primitive]).all():
+            raise ValueError(f'{PRIMITIVE_NAMES[primitive]} Q maps hold NaN or infinite '
+                             'values (diverged weights?)')
+    best = {p: _best(maps[p]) for p in primitives}
+    max_push = best[PUSH][0] if PUSH in best else math.nan
+    max_grasp = best[GRASP][0] if GRASP in best else math.nan
+
+    # VPG: grasp unless pushing is strictly better.
+    primitive = PUSH if PUSH in best and (GRASP not in best or max_push > max_grasp) else GRASP
+    exploratory = epsilon > 0.0 and rng.random() < epsilon
+    if exploratory:
+        primitive = primitives[int(rng.integers(len(primitives)))]
+    rotation, row, col = best[primitive][1]
+    if exploratory and exploration is Exploration.RANDOM_ACTION:
+        num_rotations = maps[primitive].shape[0]
+        rotation = int(rng.integers(num_rotations))
+        rows, cols = np.nonzero(height > min_object_height)
+        if rows.size:
+            pick = int(rng.integers(rows.size))
+            row, col = int(rows[pick]), int(cols[pick])
+        else:
+            row, col = int(rng.integers(height.shape[0])), int(rng.integers(height.shape[1]))
+
+    num_rotations = maps[primitive].shape[0]
+    position = grid.pixel_to_point(row, col, float(height[row, col]))
+    return Decision(
+        primitive=primitive, rotation_index=rotation, num_rotations=num_rotations,
+        angle=rotation_angle(rotation, num_rotations), row=row, col=col,
+        position=tuple(float(v) for v in position),
+        q_value=float(maps[primitive][rotation, row, col]), exploratory=bool(exploratory),
+        max_push_q=max_push, max_grasp_q=max_grasp, push_q=push_q, grasp_q=grasp_q)
+
+
+class Policy:
+    """
+    A Q-network on its device that turns heightmaps into Decisions.
+
+    Not thread-safe by itself: the node serialises calls and swaps networks between them.
+    """
+
+    def __init__(self, model, exploration=Exploration.RANDOM_PRIMITIVE, min_object_height=0.01):
+        self.model = model.eval()
+        self.exploration = Exploration(exploration)
+        self.min_object_height = float(min_object_height)
+
+    def q_maps(self, color, height):
+        """Push and grasp Q maps of one heightmap, float32 numpy (R, H, W)."""
+        with torch.inference_mode():
+            maps = self.model(self.model.preprocess(color, height))
+            push, grasp = maps.push[0], maps.grasp[0]
+            if push.device.type != 'cpu':
+                push, grasp = push.cpu(), grasp.cpu()
+            return push.float().numpy(), grasp.float().numpy()
+
+    def decide(self, color, height, grid, epsilon=0.0, allowed=ALLOW_BOTH, rng=None):
+        """
+        Validate the heightmap, run the network, choose the action.
+
+        Raises InvalidHeightmapError for unusable maps and ValueError for bad arguments or
+        non-finite Q values.
+        """
+        validate_heightmap(color, height, grid, self.model.input_multiple)
+        allowed_primitives(allowed)
+        push_q, grasp_q = self.q_maps(color, height)
+        return choose_action(push_q, grasp_q, np.asarray(height), grid, epsilon, allowed, rng,
+                             self.exploration, self.min_object_height)
