@@ -22,6 +22,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'heightmap = vpg_perception.heightmap_node:main',
+            'calibrate = vpg_perception.calibration_tool:main',
         ],
     },
 )

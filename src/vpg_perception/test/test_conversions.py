@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vpg_perception.conversions import (heightmap_from_msg, heightmap_to_msg,
+from vpg_perception.conversions import (color_image_to_rgb, depth_image_to_metres,
+                                        heightmap_from_msg, heightmap_to_msg,
                                         image_to_numpy, ImageConversionError, numpy_to_image)
 from vpg_perception.grid import HeightmapGrid
 
@@ -83,3 +84,21 @@ def test_grid_pixel_point_round_trip_is_exact():
 def test_invalid_grid_raises(kwargs):
     with pytest.raises(ValueError):
         HeightmapGrid(**kwargs)
+
+
+def test_colour_and_depth_readers():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    np.testing.assert_array_equal(color_image_to_rgb(numpy_to_image(rgb, 'rgb8')), rgb)
+    np.testing.assert_array_equal(
+        color_image_to_rgb(numpy_to_image(rgb[..., ::-1], 'bgr8')), rgb)
+    with pytest.raises(ImageConversionError, match='rgb8 or bgr8'):
+        color_image_to_rgb(numpy_to_image(np.zeros((2, 3), np.uint8), 'mono8'))
+    millimetres = np.array([[0, 750], [1000, 65535]], dtype=np.uint16)
+    metres = depth_image_to_metres(numpy_to_image(millimetres, '16UC1'))
+    assert metres.dtype == np.float32
+    np.testing.assert_allclose(metres, [[0.0, 0.75], [1.0, 65.535]], rtol=1e-6)
+    floats = np.array([[np.nan, 0.5]], dtype=np.float32)
+    np.testing.assert_array_equal(depth_image_to_metres(numpy_to_image(floats, '32FC1')),
+                                  floats)
+    with pytest.raises(ImageConversionError, match='16UC1'):
+        depth_image_to_metres(numpy_to_image(rgb, 'rgb8'))

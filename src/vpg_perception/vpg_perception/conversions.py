@@ -106,3 +106,32 @@ def heightmap_from_msg(msg):
         raise ValueError(f'heightmap colour {color.shape[:2]}, height {height.shape} and '
                          f'bounds {grid.shape} disagree')
     return color, height, grid
+
+
+def color_image_to_rgb(msg):
+    """
+    Read an rgb8 or bgr8 Image as an RGB (H, W, 3) uint8 array.
+
+    Raises ImageConversionError for other encodings or a malformed message.
+    """
+    if msg.encoding not in ('rgb8', 'bgr8'):
+        raise ImageConversionError(
+            f'colour image has encoding {msg.encoding!r}; expected rgb8 or bgr8')
+    array = image_to_numpy(msg)
+    return array[..., ::-1].copy() if msg.encoding == 'bgr8' else array
+
+
+def depth_image_to_metres(msg):
+    """
+    Read a depth Image as (H, W) float32 metres, 0 where the camera had no data.
+
+    16UC1 (and mono16) hold millimetres, as realsense2_camera publishes them, 0 meaning no
+    data; 32FC1 holds metres and may mark no data with 0 or NaN. Raises
+    ImageConversionError for other encodings or a malformed message.
+    """
+    if msg.encoding in ('16UC1', 'mono16'):
+        return image_to_numpy(msg).astype(np.float32) * np.float32(0.001)
+    if msg.encoding == '32FC1':
+        return image_to_numpy(msg)
+    raise ImageConversionError(
+        f'depth image has encoding {msg.encoding!r}; expected 16UC1 (mm) or 32FC1 (m)')

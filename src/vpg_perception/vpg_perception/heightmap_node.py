@@ -1,0 +1,304 @@
+"""
+ROS 2 node `heightmap`: RealSense colour + aligned depth -> VPG heightmaps of the workspace.
+
+Subscribes (sensor-data QoS) to realsense2_camera's colour image (rgb8 or bgr8), depth aligned
+to colour (16UC1 millimetres or 32FC1 metres) and colour camera_info; pairs colour and depth
+by stamp. Publishes, per paired frame, `heightmap` (vpg_interfaces/Heightmap, in the
+calibration file's frame_id, stamped with the camera frame's stamp) and, for RViz,
+`heightmap/color` and `heightmap/height_colored` (rgb8). Serves `get_heightmap`
+(vpg_interfaces/GetHeightmap): the latest heightmap from a frame stamped no earlier than the
+request's newer_than, waiting up to its timeout (node clock, so use_sim_time works).
+
+The camera pose and depth scale come from the calibration file; a broken file stops the node
+at start with a message naming the file and the problem. Bad frames are logged (throttled per
+kind of problem) and skipped.
+"""
+
+from dataclasses import dataclass
+import math
+import threading
+import time
+
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from vpg_interfaces.msg import Heightmap
+from vpg_interfaces.srv import GetHeightmap
+
+from vpg_perception.calibration import load_calibration
+from vpg_perception.conversions import (color_image_to_rgb, depth_image_to_metres,
+                                        heightmap_to_msg, ImageConversionError,
+                                        numpy_to_image)
+from vpg_perception.frame_sync import FramePairer, Stream
+from vpg_perception.grid import HeightmapGrid
+from vpg_perception.heightmap import check_intrinsics, colorize_height, HeightmapBuilder
+
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class HeightmapNodeParams:
+    """The node's parameters (see declare_parameters for their meaning)."""
+
+    calibration_file: str
+    grid: HeightmapGrid
+    max_stamp_difference: float
+    color_topic: str
+    depth_topic: str
+    camera_info_topic: str
+    visualization_max_height: float
+    max_service_wait: float
+    log_throttle: float
+
+
+def _range(low, high):
+    return {'floating_point_range': [FloatingPointRange(from_value=float(low),
+                                                        to_value=float(high), step=0.0)]}
+
+
+def declare_parameters(node):
+    """Declare every parameter once (type, default, description, range); return the params."""
+    default = HeightmapGrid()
+    specs = [
+        ('calibration_file', '',
+         'Camera calibration YAML (pose of the camera optical frame in the base frame, depth '
+         'scale), as written by the calibrate tool. Required.', {}),
+        ('workspace.x_min', default.x_min, 'Workspace box in the base frame, metres.',
+         _range(-10, 10)),
+        ('workspace.x_max', default.x_max, 'Workspace box in the base frame, metres.',
+         _range(-10, 10)),
+        ('workspace.y_min', default.y_min, 'Workspace box in the base frame, metres.',
+         _range(-10, 10)),
+        ('workspace.y_max', default.y_max, 'Workspace box in the base frame, metres.',
+         _range(-10, 10)),
+        ('workspace.z_min', default.z_min,
+         'Table top, metres; heights are measured from here, points below read 0.',
+         _range(-10, 10)),
+        ('workspace.z_max', default.z_max,
+         'Points at or above this height (metres, base frame) are ignored.', _range(-10, 10)),
+        ('heightmap_resolution', default.resolution, 'Metres per heightmap pixel.',
+         _range(1e-4, 0.1)),
+        ('max_stamp_difference', 0.02,
+         'Colour and depth frames pair when their stamps differ by at most this, seconds.',
+         _range(0.0, 1.0)),
+        ('color_topic', '/camera/camera/color/image_raw', 'Colour image (rgb8 or bgr8).', {}),
+        ('depth_topic', '/camera/camera/aligned_depth_to_color/image_raw',
+         'Depth aligned to colour (16UC1 millimetres or 32FC1 metres).', {}),
+        ('camera_info_topic', '/camera/camera/color/camera_info',
+         'camera_info of the colour stream (its K is used for the aligned depth too).', {}),
+        ('visualization_max_height', 0.15,
+         'Height (metres) shown at the top of the colour scale of heightmap/height_colored.',
+         _range(1e-3, 10.0)),
+        ('max_service_wait', 30.0,
+         'Upper bound on the wall time (seconds) one get_heightmap call waits, whatever its '
+         'timeout says on the node clock.', _range(0.0, 3600.0)),
+        ('log_throttle', 5.0,
+         'Seconds between two log messages about the same kind of bad input.',
+         _range(0.0, 3600.0)),
+    ]
+    values = {}
+    for name, value, description, extra in specs:
+        descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
+        values[name] = node.declare_parameter(name, value, descriptor).value
+    grid = HeightmapGrid(
+        x_min=values.pop('workspace.x_min'), x_max=values.pop('workspace.x_max'),
+        y_min=values.pop('workspace.y_min'), y_max=values.pop('workspace.y_max'),
+        z_min=values.pop('workspace.z_min'), z_max=values.pop('workspace.z_max'),
+        resolution=values.pop('heightmap_resolution'))
+    return HeightmapNodeParams(grid=grid, **values)
+
+
+def _stamp_ns(stamp):
+    return stamp.sec * _NS + stamp.nanosec
+
+
+class _ThrottledLog:
+    """One warning per kind of problem every `period` seconds (wall time), with a count."""
+
+    def __init__(self, logger, period):
+        self._logger = logger
+        self._period = period
+        self._last = {}
+        self._suppressed = {}
+
+    def warning(self, kind, message):
+        now = time.monotonic()
+        if now - self._last.get(kind, -math.inf) < self._period:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        count = self._suppressed.pop(kind, 0)
+        self._last[kind] = now
+        self._logger.warning(message + (f' ({count} more since the last report)' if count
+                                        else ''))
+
+
+class HeightmapNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__('heightmap', **kwargs)
+        try:
+            self.params = declare_parameters(self)
+            if not self.params.calibration_file:
+                raise ValueError('parameter calibration_file is empty: give the calibration '
+                                 'YAML written by the calibrate tool')
+            self.calibration = load_calibration(self.params.calibration_file)
+        except ValueError:
+            self.destroy_node()
+            raise
+        p = self.params
+        self._builder = HeightmapBuilder(p.grid)
+        self._pairer = FramePairer(int(round(p.max_stamp_difference * _NS)))
+        self._log = _ThrottledLog(self.get_logger(), p.log_throttle)
+        self._intrinsics = None
+        self._info_size = None
+        self._latest = None  # (stamp_ns, Heightmap msg)
+        self._latest_problem = None
+        self._new_heightmap = threading.Condition()
+
+        frames = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Image, p.color_topic,
+                                 lambda msg: self._on_frame(Stream.COLOR, msg),
+                                 qos_profile_sensor_data, callback_group=frames)
+        self.create_subscription(Image, p.depth_topic,
+                                 lambda msg: self._on_frame(Stream.DEPTH, msg),
+                                 qos_profile_sensor_data, callback_group=frames)
+        self.create_subscription(CameraInfo, p.camera_info_topic, self._on_camera_info,
+                                 qos_profile_sensor_data, callback_group=frames)
+        reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self._heightmap_pub = self.create_publisher(Heightmap, 'heightmap', reliable)
+        self._color_pub = self.create_publisher(Image, 'heightmap/color', reliable)
+        self._height_pub = self.create_publisher(Image, 'heightmap/height_colored', reliable)
+        self.create_service(GetHeightmap, 'get_heightmap', self._on_get_heightmap,
+                            callback_group=ReentrantCallbackGroup())
+        t = self.calibration.base_T_camera[:3, 3]
+        self.get_logger().info(
+            f'calibration {p.calibration_file}: camera at ({t[0]:.3f}, {t[1]:.3f}, '
+            f'{t[2]:.3f}) m in {self.calibration.frame_id}, depth scale '
+            f'{self.calibration.depth_scale:.4f}; heightmap {p.grid.shape[0]}x'
+            f'{p.grid.shape[1]} at {p.grid.resolution} m/px')
+
+    def _reject(self, kind, message):
+        self._latest_problem = message
+        self._log.warning(kind, message + '; no heightmap for this frame')
+
+    def _on_camera_info(self, msg):
+        try:
+            self._intrinsics = check_intrinsics(np.reshape(msg.k, (3, 3)))
+            self._info_size = (msg.height, msg.width)
+        except ValueError as error:
+            self._intrinsics = None
+            self._reject('camera_info', f'camera_info on {self.params.camera_info_topic} '
+                                        f'unusable: {error}')
+
+    def _on_frame(self, stream, msg):
+        pair, unmatched = self._pairer.add(stream, _stamp_ns(msg.header.stamp), msg)
+        for frame in unmatched:
+            self._reject('stamps', f'{frame.stream.value} frame stamped '
+                                   f'{frame.stamp_ns / _NS:.3f} s has no '
+                                   f'{frame.stream.other.value} frame within '
+                                   f'max_stamp_difference {self.params.max_stamp_difference} s '
+                                   f'(nearest {frame.nearest_ns / _NS:.3f} s away)')
+        if pair is not None:
+            self._process(*pair)
+
+    def _process(self, color_msg, depth_msg, stamp_ns):
+        p = self.params
+        if self._intrinsics is None:
+            self._reject('camera_info', f'no usable camera_info received on '
+                                        f'{p.camera_info_topic} yet')
+            return
+        try:
+            color = color_image_to_rgb(color_msg)
+            depth = depth_image_to_metres(depth_msg)
+        except ImageConversionError as error:
+            self._reject('encoding', f'cannot read camera image: {error}')
+            return
+        if color.shape[:2] != depth.shape:
+            self._reject('size', f'colour image is {color.shape[1]}x{color.shape[0]} but '
+                                 f'depth is {depth.shape[1]}x{depth.shape[0]}; is depth '
+                                 'aligned to colour?')
+            return
+        if self._info_size not in (depth.shape, (0, 0)):
+            self._reject('size', f'camera_info is for {self._info_size[1]}x'
+                                 f'{self._info_size[0]} images, frames are {depth.shape[1]}x'
+                                 f'{depth.shape[0]}')
+            return
+        if not ((depth > 0) & (depth < math.inf)).any():
+            self._reject('depth', 'depth image has no valid pixel (all 0, NaN or inf)')
+            return
+        calibration = self.calibration
+        maps = self._builder.build(color, depth, self._intrinsics, calibration.base_T_camera,
+                                   calibration.depth_scale)
+        if not maps.observed.any():
+            self._reject('workspace', 'no depth point fell inside the workspace box; check '
+                                      f'{p.calibration_file} and the workspace.* parameters')
+            return
+        header = Header(frame_id=calibration.frame_id, stamp=color_msg.header.stamp)
+        msg = heightmap_to_msg(maps.color, maps.height, p.grid, header)
+        self._heightmap_pub.publish(msg)
+        self._color_pub.publish(msg.color)
+        self._height_pub.publish(numpy_to_image(
+            colorize_height(maps.height, p.visualization_max_height), 'rgb8', header))
+        with self._new_heightmap:
+            self._latest = (stamp_ns, msg)
+            self._latest_problem = None
+            self._new_heightmap.notify_all()
+
+    def _on_get_heightmap(self, request, response):
+        newer_than = _stamp_ns(request.newer_than)
+        timeout_ns = max(request.timeout.sec * _NS + request.timeout.nanosec, 0)
+        clock = self.get_clock()
+        deadline = clock.now().nanoseconds + timeout_ns
+        wall_deadline = time.monotonic() + self.params.max_service_wait
+        with self._new_heightmap:
+            while self._latest is None or self._latest[0] < newer_than:
+                remaining_wall = wall_deadline - time.monotonic()
+                if clock.now().nanoseconds >= deadline or remaining_wall <= 0:
+                    break
+                # Short slices: on sim time the deadline moves with /clock, not the wall.
+                self._new_heightmap.wait(min(0.05, remaining_wall))
+            latest = self._latest
+        if latest is not None and latest[0] >= newer_than:
+            response.success = True
+            response.heightmap = latest[1]
+            response.message = f'heightmap from the frame stamped {latest[0] / _NS:.3f} s'
+            return response
+        response.success = False
+        seen = 'none yet' if latest is None else f'latest from {latest[0] / _NS:.3f} s'
+        response.message = ('no heightmap from a frame stamped at or after '
+                            f'{newer_than / _NS:.3f} s within the timeout ({seen})')
+        if self._latest_problem:
+            response.message += f'; last problem: {self._latest_problem}'
+        return response
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = HeightmapNode()
+            except ValueError as error:
+                get_logger('heightmap').fatal(f'cannot start: {error}')
+                return 1
+            executor = MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            try:
+                executor.spin()
+            finally:
+                executor.shutdown()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
