@@ -40,8 +40,13 @@ class PrimitiveConfig:
     """Where held objects are released, outside the workspace (x, y, z)."""
     workspace: tuple = (-0.724, -0.276, -0.224, 0.224)
     """Box the policy's targets must lie in: x_min, x_max, y_min, y_max."""
-    home_joints: tuple = (0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0)
-    """Joint configuration out of the camera's view, used between primitives."""
+    home_joints: tuple = (-0.7342, -2.395, 1.9908, -1.1666, -1.5708, 0.8366)
+    """
+    Joint configuration out of the camera's view, used between primitives.
+
+    The default puts the TCP at (-0.2, 0, 0.35) m pointing down, between the robot base and the
+    workspace: out of view of a camera beyond the workspace (the MuJoCo cell's start pose).
+    """
 
 
 @dataclass(frozen=True)
