@@ -1,60 +1,149 @@
 """
-`make demo`: smoke run of the ROS graph.
+`make demo`: the main job in the embedded MuJoCo cell.
 
-Starts a stand-in PickAll server as its own ROS 2 process, sends it one goal from this process
-(as another ROS system would), and prints the feedback and the result. The MuJoCo cell, the
-perception, policy and executor nodes replace the stand-in as they land.
+Starts the MuJoCo graph (sim, heightmap, policy, executor) as separate ROS 2 processes through
+vpg_bringup's runner, sends one `/pick_all` goal from this process as another ROS system would,
+prints the feedback of every action and the result, and saves the Q heatmaps of each decision
+as PNG files.
+
+    python tools/demo.py [--seed 1] [--objects 10] [--max-actions 30] [--weights FILE]
 """
 
+import argparse
 import os
 from pathlib import Path
-import subprocess
 import sys
+import threading
 import time
 
+import cv2
 import rclpy
 from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
+from vpg_bringup.graph import sim_graph
+from vpg_bringup.ros_domain import isolate
+from vpg_bringup.runner import GraphRunner, NodeDied
 from vpg_interfaces.action import PickAll
+from vpg_perception.conversions import image_to_numpy
 
 ROOT = Path(__file__).resolve().parents[1]
-STAND_IN = ROOT / 'src' / 'vpg_bringup' / 'test' / 'nodes' / 'pick_all_fake_server.py'
+PRIMITIVES = {0: 'push', 1: 'grasp'}
 
 
-def main():
-    server = subprocess.Popen([sys.executable, str(STAND_IN)], env=dict(os.environ))
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--objects', type=int, default=10)
+    parser.add_argument('--max-actions', type=int, default=30)
+    parser.add_argument('--weights', default='', help='policy weights; empty = untrained')
+    parser.add_argument('--out', default=str(ROOT / 'results' / 'demo'))
+    parser.add_argument('--timeout', type=float, default=900.0, help='seconds for the goal')
+    return parser.parse_args(argv)
+
+
+class HeatmapSaver:
+    """Writes every Q heatmap the policy publishes as <out>/<n>_<primitive>.png."""
+
+    def __init__(self, node, out):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        for old in self.out.glob('*.png'):
+            old.unlink()
+        self.count = {'push': 0, 'grasp': 0}
+        for primitive in self.count:
+            node.create_subscription(Image, f'q_heatmaps/{primitive}',
+                                     lambda msg, p=primitive: self.save(p, msg), 10)
+
+    def save(self, primitive, msg):
+        self.count[primitive] += 1
+        rgb = image_to_numpy(msg, 'rgb8')
+        path = self.out / f'{self.count[primitive]:03d}_{primitive}.png'
+        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if 'ROS_DOMAIN_ID' not in os.environ:
+        print(f'demo: ROS_DOMAIN_ID={isolate()} (a free one; set ROS_DOMAIN_ID to choose, e.g. '
+              'to watch in RViz)')
+    weights = args.weights
+    if not weights:
+        print('demo: no --weights given: the policy starts untrained (random network), so it '
+              'will not clear the table; it shows the whole loop running.')
+    os.makedirs(args.out, exist_ok=True)
+    log = open(os.path.join(args.out, 'nodes.log'), 'w')
+    runner = GraphRunner(sim_graph(seed=args.seed, num_objects=args.objects, weights=weights),
+                         output=log)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('demo_client', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    saver = HeatmapSaver(node, args.out)
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    status = 1
     try:
-        with rclpy.init():
-            node = rclpy.create_node('demo_client')
-            client = ActionClient(node, PickAll, 'pick_all')
-            if not client.wait_for_server(timeout_sec=30):
-                print('demo: no pick_all server after 30 s', file=sys.stderr)
-                return 1
-            print('demo: sending pick_all goal (max_actions=5) to the stand-in server')
-            goal = PickAll.Goal(max_actions=5, max_consecutive_failures=3)
-            future = client.send_goal_async(goal, feedback_callback=lambda fb: print(
-                f'  step {fb.feedback.step}: reward {fb.feedback.reward:.1f}, '
-                f'{fb.feedback.objects_seen_remaining} objects seen remaining'))
-            rclpy.spin_until_future_complete(node, future, timeout_sec=10)
-            handle = future.result()
-            if handle is None or not handle.accepted:
-                print('demo: goal was not accepted', file=sys.stderr)
-                return 1
-            result_future = handle.get_result_async()
-            rclpy.spin_until_future_complete(node, result_future, timeout_sec=60)
-            if not result_future.done():
-                print('demo: no result within 60 s', file=sys.stderr)
-                return 1
-            result = result_future.result().result
-            print(f'demo: result: {result.reason} (code {result.reason_code}), '
-                  f'{result.objects_removed} removed in {result.actions} actions')
-            return 0 if result.table_cleared else 1
+        runner.start()
+        spinner.start()
+        client = ActionClient(node, PickAll, 'pick_all')
+        deadline = time.monotonic() + 120
+        while not client.server_is_ready():
+            runner.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError('pick_all server did not appear within 120 s')
+            time.sleep(0.2)
+        print(f'demo: sending pick_all (max_actions={args.max_actions}) on a random '
+              f'{args.objects}-object scene, seed {args.seed}')
+
+        def on_feedback(msg):
+            fb = msg.feedback
+            print(f'  step {fb.step:3d}: {PRIMITIVES.get(fb.action.primitive, "?"):5s} '
+                  f'at ({fb.action.position.x:+.3f}, {fb.action.position.y:+.3f}) '
+                  f'rot {fb.action.rotation_index:2d}  reward {fb.reward:.1f}  '
+                  f'{fb.objects_seen_remaining} objects seen  weights v{fb.weights_version}')
+
+        goal = PickAll.Goal(max_actions=args.max_actions, max_consecutive_failures=10)
+        sent = client.send_goal_async(goal, feedback_callback=on_feedback)
+        handle = wait(sent, runner, 60)
+        if not handle.accepted:
+            raise RuntimeError('pick_all goal was rejected')
+        outcome = wait(handle.get_result_async(), runner, args.timeout).result
+        print(f'demo: {outcome.reason} (reason code {outcome.reason_code}); '
+              f'{outcome.objects_removed} objects removed in {outcome.actions} actions, '
+              f'{outcome.grasp_successes}/{outcome.grasp_attempts} grasps, '
+              f'{outcome.push_attempts} pushes')
+        print(f'demo: Q heatmaps in {saver.out} ({sum(saver.count.values())} images), '
+              f'node logs in {saver.out / "nodes.log"}')
+        status = 0
+    except (NodeDied, TimeoutError, RuntimeError) as error:
+        print(f'demo: failed: {error}', file=sys.stderr)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop.set()
+        if spinner.is_alive():
+            spinner.join(timeout=5)
+        runner.stop()
+        log.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    return status
+
+
+def wait(future, runner, timeout):
+    deadline = time.monotonic() + timeout
+    while not future.done():
+        runner.check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'no answer within {timeout:.0f} s')
         time.sleep(0.1)
+    return future.result()
 
 
 if __name__ == '__main__':

@@ -70,7 +70,7 @@ def sim_graph(cell='', seed=0, num_objects=10, weights='', device='auto', real_t
     """
     ns = namespaced(cell)
     common = {'use_sim_time': use_sim_time}
-    camera = {'calibration_file': calibration_file} if calibration_file else {}
+    camera = {'calibration_file': calibration_file or sim_calibration_file()}
     nodes = [
         NodeSpec('vpg_sim', 'sim', 'sim', ns, ('sim.yaml',),
                  {**common, 'seed': seed, 'num_objects': num_objects,
@@ -84,6 +84,13 @@ def sim_graph(cell='', seed=0, num_objects=10, weights='', device='auto', real_t
         nodes.insert(2, NodeSpec('vpg_policy', 'policy', 'policy', ns, ('sim.yaml',),
                                  {**common, 'weights_path': weights, 'device': device}))
     return nodes + list(extra)
+
+
+def sim_calibration_file():
+    """Return the path of the MuJoCo camera's true calibration, installed with vpg_sim."""
+    from ament_index_python.packages import get_package_share_directory
+    return os.path.join(get_package_share_directory('vpg_sim'), 'config',
+                        'camera_calibration.yaml')
 
 
 def _driver_topics(ns):
