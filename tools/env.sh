@@ -23,6 +23,9 @@ if [ "${1:-}" != "--no-install" ] && [ -f "$_vpg_root/install/setup.bash" ]; the
   # shellcheck disable=SC1091
   . "$_vpg_root/install/setup.bash"
 fi
+# Camera images (~1 MB) sent best-effort over Fast DDS's default UDP transport lose about half
+# of the frames on one host; its LARGE_DATA builtin transports (shared memory + TCP) lose none.
+export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
 # Headless rendering for the MuJoCo cell unless the user chose a backend.
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-$MUJOCO_GL}"

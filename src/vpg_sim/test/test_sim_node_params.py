@@ -1,0 +1,117 @@
+"""The `sim` node in-process: parameters, interface names, start-up scene, real-time pacing."""
+
+import threading
+import time
+
+import pytest
+import rclpy
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from vpg_interfaces.srv import CountObjects
+
+from vpg_sim import blocks
+from vpg_sim.sim_node import SimNode
+
+
+@pytest.fixture
+def context():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)
+
+
+def run(context, overrides):
+    """Start a SimNode and a client node on a background executor; yield both."""
+    node = SimNode(context=context, parameter_overrides=overrides)
+    client = rclpy.create_node('sim_params_client', context=context)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    executor.add_node(node)
+    executor.add_node(client)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    return node, client, executor, thread
+
+
+def stop(node, client, executor, thread):
+    executor.shutdown()
+    thread.join(timeout=10)
+    node.destroy_node()
+    client.destroy_node()
+
+
+def test_parameters_declared_with_descriptions_and_interfaces_named(context, tmp_path):
+    case = tmp_path / 'case.txt'
+    case.write_text('4.obj 1 0 0 -0.5 0.0 0.0255 0 0 0\n'
+                    '6.obj 0 1 0 -0.6 0.1 0.0505 0 0 0\n'
+                    'cube 0 0 1 -0.95 0.4 0.0255 0 0 0\n')
+    parts = run(context, [Parameter('test_case_file', value=str(case)),
+                          Parameter('real_time_factor', value=0.0)])
+    node, client = parts[0], parts[1]
+    try:
+        for name in ('seed', 'num_objects', 'test_case_file', 'real_time_factor',
+                     'idle_real_time_factor', 'camera_rate_hz', 'joint_state_rate_hz',
+                     'depth_noise_std', 'depth_dropout', 'calibration_marker'):
+            descriptor = node.describe_parameter(name)
+            assert descriptor.description and descriptor.read_only, name
+        assert node.params.real_time_factor == 0.0
+        assert node.params.camera_rate_hz == 5.0
+        services = dict(client.get_service_names_and_types())
+        deadline = time.monotonic() + 10
+        while '/sim/count_objects' not in services and time.monotonic() < deadline:
+            time.sleep(0.1)
+            services = dict(client.get_service_names_and_types())
+        assert services['/sim/reset_scene'] == ['vpg_interfaces/srv/ResetScene']
+        assert services['/sim/count_objects'] == ['vpg_interfaces/srv/CountObjects']
+        actions = [n for n, _ in client.get_topic_names_and_types()
+                   if n.startswith('/robotiq_gripper_controller/gripper_cmd/')]
+        assert actions, 'gripper action not advertised'
+
+        count = client.create_client(CountObjects, '/sim/count_objects')
+        assert count.wait_for_service(timeout_sec=10)
+        future = count.call_async(CountObjects.Request())
+        deadline = time.monotonic() + 10
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        result = future.result()
+        assert (result.in_workspace, result.removed, result.out_of_workspace) == (2, 0, 1)
+    finally:
+        stop(*parts)
+
+
+def test_out_of_range_parameter_refused_at_start(context):
+    with pytest.raises(InvalidParameterValueException):
+        SimNode(context=context, parameter_overrides=[Parameter('real_time_factor', value=-1.0)])
+
+
+def test_bad_test_case_file_refused_at_start(context, tmp_path):
+    case = tmp_path / 'case.txt'
+    case.write_text('9.obj 1 0 0 -0.5 0 0.025 0 0 0\n')
+    with pytest.raises(blocks.TestCaseError):
+        SimNode(context=context, parameter_overrides=[Parameter('test_case_file',
+                                                                value=str(case))])
+
+
+def test_real_time_factor_one_never_runs_ahead_of_the_wall_clock(context):
+    parts = run(context, [Parameter('num_objects', value=0),
+                          Parameter('real_time_factor', value=1.0)])
+    client = parts[1]
+    clocks = []
+    client.create_subscription(Clock, '/clock', clocks.append, 100)
+    try:
+        deadline = time.monotonic() + 10
+        while not clocks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert clocks, 'no /clock'
+        first = clocks[-1].clock
+        wall_start = time.monotonic()
+        time.sleep(1.5)
+        last = clocks[-1].clock
+        wall = time.monotonic() - wall_start
+        simulated = (last.sec - first.sec) + (last.nanosec - first.nanosec) * 1e-9
+        # Paced: never ahead of real time (one clock period of slack); behind only if starved.
+        assert 0.3 * wall < simulated <= wall + 0.03
+    finally:
+        stop(*parts)

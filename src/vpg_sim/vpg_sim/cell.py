@@ -1,0 +1,394 @@
+"""
+The simulated cell in motion: physics, arm trajectory following, gripper and block bookkeeping.
+
+Cell owns the MuJoCo model and data and advances them step by step. The arm's six position
+servos (Menagerie UR5e actuators, with gravity compensation) follow a checked joint trajectory
+with velocity feed-forward; the 2F-85's single actuator takes a finger position. Blocks are
+watched: one lifted more than `removal_height` above the table while touching the gripper counts
+as removed (as in VPG) and is taken out of the scene as soon as it leaves the gripper, so the
+finger joint reads exactly what it would on hardware while the block is held. Pure MuJoCo +
+numpy; not thread-safe (the node serialises access).
+"""
+
+from dataclasses import dataclass
+import enum
+import math
+
+import mujoco
+import numpy as np
+
+from vpg_sim import blocks, scene
+from vpg_sim.trajectory import check_trajectory, TrajectoryFollower
+
+_BOOKKEEPING_INTERVAL = 10  # physics steps between block checks
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """
+    Settings of the simulated cell.
+
+    timestep: physics step (s).
+    workspace_x, workspace_y: workspace bounds in the base frame (m); blocks whose centre lies
+        outside count as out of the workspace.
+    removal_height: a block held by the gripper whose centre rises this far above the table
+        (m) counts as removed.
+    calibration_marker: fix the checkerboard to the tool (scene.CALIBRATION_MARKER_OFFSET).
+    initial_arm_pose: joint angles (rad) the arm starts at.
+    max_joint_velocity: trajectories needing more (rad/s, mean per segment) are rejected.
+    start_tolerance: largest jump (rad) allowed to a first point at time_from_start 0.
+    settle_min_time, settle_max_time: after a reset the scene counts as settled once every
+        block's centre moves slower than settle_speed (m/s), but not before settle_min_time and
+        at the latest after settle_max_time (s of simulated time). Rotation is not checked:
+        soft contacts let blocks leaning on each other creep at up to ~0.05 rad/s.
+    rest_speed: arm joints (rad/s) and block centres (m/s) slower than this, no trajectory
+        running and fingers still mean the cell is at rest.
+    """
+
+    timestep: float = 0.002
+    workspace_x: tuple = (-0.724, -0.276)
+    workspace_y: tuple = (-0.224, 0.224)
+    removal_height: float = 0.1
+    calibration_marker: bool = False
+    initial_arm_pose: tuple = scene.CLEAR_POSE
+    max_joint_velocity: float = math.pi
+    start_tolerance: float = 0.05
+    settle_min_time: float = 0.5
+    settle_max_time: float = 4.0
+    settle_speed: float = 0.005
+    rest_speed: float = 0.01
+
+    def __post_init__(self):
+        if not (0.0 < self.timestep <= 0.01):
+            raise ValueError(f'timestep must lie in (0, 0.01] s, got {self.timestep}')
+        for name in ('workspace_x', 'workspace_y'):
+            low, high = getattr(self, name)
+            if not low < high:
+                raise ValueError(f'{name} must be (min, max) with min < max')
+        if len(self.initial_arm_pose) != len(scene.ARM_JOINTS):
+            raise ValueError('initial_arm_pose needs one angle per arm joint')
+        if self.removal_height <= 0 or self.max_joint_velocity <= 0:
+            raise ValueError('removal_height and max_joint_velocity must be > 0')
+
+
+class BlockState(enum.Enum):
+    """Where a block is in its life: in the scene, held clear of the table, or taken out."""
+
+    IN_SCENE = 0
+    LIFTED = 1
+    REMOVED = 2
+
+
+@dataclass(frozen=True)
+class ObjectCounts:
+    """Ground truth for evaluation: blocks in the workspace, removed, elsewhere."""
+
+    in_workspace: int
+    removed: int
+    out_of_workspace: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a renderer needs for one frame: the model and a copy of qpos at a time (s)."""
+
+    model: object
+    qpos: np.ndarray
+    time: float
+
+
+class Cell:
+    """The simulated UR5e + 2F-85 + camera + blocks, advanced by step()."""
+
+    def __init__(self, config=CellConfig()):
+        self.config = config
+        self.model = None
+        self.data = None
+        self._objects = []
+        self._follower = None
+        self._initial = np.asarray(config.initial_arm_pose, dtype=np.float64)
+        self._gripper_target = 0.0
+        self._desired = (self._initial.copy(), np.zeros(len(scene.ARM_JOINTS)))
+        self._reset_time = 0.0
+        self._build([], previous=None)
+
+    # -- building -----------------------------------------------------------------------
+
+    def _build(self, objects, previous):
+        model = scene.build_model(objects, self.config.calibration_marker)
+        model.opt.timestep = self.config.timestep
+        data = mujoco.MjData(model)
+        joint = model.joint
+        self._arm_qpos = np.array([model.jnt_qposadr[joint(j).id] for j in scene.ARM_JOINTS])
+        self._arm_dof = np.array([model.jnt_dofadr[joint(j).id] for j in scene.ARM_JOINTS])
+        self._arm_act = np.array([model.actuator(j.replace('_joint', '')).id
+                                  for j in scene.ARM_JOINTS])
+        self._kp = model.actuator_gainprm[self._arm_act, 0].copy()
+        self._kv = -model.actuator_biasprm[self._arm_act, 2].copy()
+        self._mass_matrix = np.zeros((model.nv, model.nv))
+        self._arm_lower = model.jnt_range[[joint(j).id for j in scene.ARM_JOINTS], 0].copy()
+        self._arm_upper = model.jnt_range[[joint(j).id for j in scene.ARM_JOINTS], 1].copy()
+        finger = joint(scene.FINGER_JOINT).id
+        self._finger_qpos = model.jnt_qposadr[finger]
+        self._finger_dof = model.jnt_dofadr[finger]
+        self._gripper_act = model.actuator(scene.GRIPPER_ACTUATOR).id
+
+        self._block_qpos = np.array([model.jnt_qposadr[joint(f'block{i}_joint').id]
+                                     for i in range(len(objects))], dtype=int)
+        self._block_dof = np.array([model.jnt_dofadr[joint(f'block{i}_joint').id]
+                                    for i in range(len(objects))], dtype=int)
+        self._block_body = np.array([model.body(f'block{i}').id for i in range(len(objects))],
+                                    dtype=int)
+        # Body id -> block index (-1: not a block); mask of gripper bodies.
+        self._body_block = np.full(model.nbody, -1, dtype=int)
+        self._body_block[self._block_body] = np.arange(len(objects))
+        self._gripper_body = np.array(
+            [model.body(b).name.startswith(scene.GRIPPER_PREFIX) for b in range(model.nbody)])
+        robot_nq = model.nq - 7 * len(objects)
+        robot_nv = model.nv - 6 * len(objects)
+        assert len(objects) == 0 or self._block_qpos[0] == robot_nq, 'robot joints come first'
+
+        if previous is None:
+            data.qpos[self._arm_qpos] = self._initial
+            data.ctrl[self._arm_act] = self._initial
+        else:
+            _, old_data = previous
+            data.time = old_data.time
+            data.qpos[:robot_nq] = old_data.qpos[:robot_nq]
+            data.qvel[:robot_nv] = old_data.qvel[:robot_nv]
+            if model.na:
+                data.act[:] = old_data.act
+            data.ctrl[:] = old_data.ctrl[:model.nu]
+        mujoco.mj_forward(model, data)
+        self.model, self.data = model, data
+        self._objects = list(objects)
+        self._states = [BlockState.IN_SCENE] * len(objects)
+        self._removed = 0
+        self._steps = 0
+
+    def reset(self, objects):
+        """
+        Replace the blocks with `objects` (ObjectSpec list) at their given poses.
+
+        The arm, gripper and simulated time carry on unchanged. Blocks then fall and settle
+        as the cell is stepped; see settled() and settle().
+        """
+        self._build(list(objects), previous=(self.model, self.data))
+        self._reset_time = self.data.time
+
+    def reset_random(self, num_objects, seed):
+        """Drop num_objects random VPG blocks into the workspace (deterministic for a seed)."""
+        self.reset(blocks.random_objects(num_objects, seed, self.config.workspace_x,
+                                         self.config.workspace_y))
+
+    # -- commands -----------------------------------------------------------------------
+
+    def set_trajectory(self, joint_names, points, start_time=None):
+        """
+        Follow a new joint trajectory, replacing any current one.
+
+        points: trajectory.TrajectoryPoint list; start_time (s, simulated): when its time 0
+        is; None or a past time means now. Raises TrajectoryError (the arm keeps doing what it
+        did) for anything the controller refuses. Returns the checked Trajectory.
+        """
+        trajectory = check_trajectory(
+            joint_names, points, scene.ARM_JOINTS, self._arm_lower, self._arm_upper,
+            self.config.max_joint_velocity, self.arm_position(), self.config.start_tolerance)
+        now = self.data.time
+        start = now if start_time is None else max(now, float(start_time))
+        position, velocity = self._desired
+        self._follower = TrajectoryFollower(trajectory, start, position, velocity)
+        return trajectory
+
+    def set_gripper(self, position):
+        """
+        Command the finger joint to position (rad, 0 = open .. 0.8 = closed).
+
+        Values outside 0..0.8 are clamped; returns the value used. The fingers stop early on
+        an object (the actuator's force is limited), as the real gripper does.
+        """
+        position = float(np.clip(position, 0.0, scene.FINGER_JOINT_MAX))
+        self._gripper_target = position
+        self.data.ctrl[self._gripper_act] = (
+            position / scene.FINGER_JOINT_MAX * scene.GRIPPER_CTRL_MAX)
+        return position
+
+    # -- stepping -----------------------------------------------------------------------
+
+    def step(self, count=1):
+        """Advance the physics by count steps, updating arm commands and block states."""
+        model, data = self.model, self.data
+        for _ in range(count):
+            follower = self._follower
+            if follower is not None:
+                position, velocity, acceleration = follower.sample(data.time)
+                self._desired = (position, velocity)
+                data.ctrl[self._arm_act] = self._servo_target(position, velocity, acceleration)
+                if data.time > follower.end_time:
+                    self._follower = None  # ctrl keeps the last point
+            mujoco.mj_step(model, data)
+            self._steps += 1
+            if self._steps % _BOOKKEEPING_INTERVAL == 0 and len(self._objects):
+                self._update_blocks()
+
+    def _servo_target(self, position, velocity, acceleration):
+        """
+        Servo set-point that makes the position servo track (q, qd, qdd) closely.
+
+        The Menagerie servo applies kp (ctrl - q) - kv qd. Feeding forward the desired
+        velocity and the inverse-dynamics torque (M qdd + Coriolis; gravity is compensated)
+        turns it into a PD on the tracking error with computed torque, so the arm follows
+        trajectories about as tightly as the UR's own controller does.
+        """
+        data, arm = self.data, self._arm_dof
+        mujoco.mj_fullM(self.model, data, self._mass_matrix)
+        torque = (self._mass_matrix[np.ix_(arm, arm)] @ acceleration
+                  + data.qfrc_bias[arm] - data.qfrc_gravcomp[arm])
+        return position + (self._kv * velocity + torque) / self._kp
+
+    def advance_to(self, time):
+        """Step until the simulated time reaches `time` (s); returns the steps taken."""
+        steps = max(0, int(math.ceil((time - self.data.time) / self.model.opt.timestep - 1e-9)))
+        self.step(steps)
+        return steps
+
+    def settled(self):
+        """Whether the blocks have come to rest after the last reset (see CellConfig)."""
+        elapsed = self.data.time - self._reset_time
+        if elapsed < self.config.settle_min_time:
+            return False
+        if elapsed >= self.config.settle_max_time or not len(self._objects):
+            return True
+        return self._block_speed() < self.config.settle_speed
+
+    def _block_speed(self):
+        """Largest linear speed (m/s) of a block still in the scene; 0 without blocks."""
+        active = [i for i, s in enumerate(self._states) if s is BlockState.IN_SCENE]
+        if not active:
+            return 0.0
+        dofs = (self._block_dof[active][:, None] + np.arange(3)).ravel()
+        velocities = self.data.qvel[dofs].reshape(-1, 3)
+        return float(np.max(np.linalg.norm(velocities, axis=1)))
+
+    def settle(self):
+        """Step until settled(); returns the simulated seconds it took."""
+        start = self.data.time
+        while not self.settled():
+            self.step(25)
+        return self.data.time - start
+
+    # -- blocks -------------------------------------------------------------------------
+
+    def _update_blocks(self):
+        model, data = self.model, self.data
+        touching = set()
+        if data.ncon:
+            geoms = data.contact.geom[:data.ncon]
+            bodies = model.geom_bodyid[geoms]
+            grip = self._gripper_body[bodies]
+            block = self._body_block[bodies]
+            for side in (0, 1):
+                hits = grip[:, side] & (block[:, 1 - side] >= 0)
+                touching.update(block[hits, 1 - side].tolist())
+        for index, state in enumerate(self._states):
+            if state is BlockState.REMOVED:
+                continue
+            held = index in touching
+            if state is BlockState.IN_SCENE:
+                height = data.qpos[self._block_qpos[index] + 2]
+                if held and height > self.config.removal_height:
+                    self._states[index] = BlockState.LIFTED
+            elif not held:
+                self._park(index)
+
+    def _park(self, index):
+        """Take a block out of the scene: out of view, out of contact, floating still."""
+        model, data = self.model, self.data
+        adr, dof, body = self._block_qpos[index], self._block_dof[index], self._block_body[index]
+        data.qpos[adr:adr + 3] = np.asarray(scene.PARKING_ORIGIN) + [0.15 * self._removed, 0, 0]
+        data.qpos[adr + 3:adr + 7] = [1.0, 0.0, 0.0, 0.0]
+        data.qvel[dof:dof + 6] = 0.0
+        model.body_gravcomp[body] = 1.0
+        geoms = model.geom_bodyid == body
+        model.geom_contype[geoms] = 0
+        model.geom_conaffinity[geoms] = 0
+        self._states[index] = BlockState.REMOVED
+        self._removed += 1
+
+    def count_objects(self):
+        """Ground-truth ObjectCounts (evaluation only)."""
+        inside = removed = outside = 0
+        x_range, y_range = self.config.workspace_x, self.config.workspace_y
+        for index, state in enumerate(self._states):
+            if state is not BlockState.IN_SCENE:
+                removed += 1
+                continue
+            x, y, _ = self.data.qpos[self._block_qpos[index]:self._block_qpos[index] + 3]
+            if x_range[0] <= x <= x_range[1] and y_range[0] <= y <= y_range[1]:
+                inside += 1
+            else:
+                outside += 1
+        return ObjectCounts(inside, removed, outside)
+
+    def block_poses(self):
+        """Ground truth: list of (ObjectSpec as placed, BlockState, position (3,), quat (4,))."""
+        poses = []
+        for index, obj in enumerate(self._objects):
+            adr = self._block_qpos[index]
+            poses.append((obj, self._states[index], self.data.qpos[adr:adr + 3].copy(),
+                          self.data.qpos[adr + 3:adr + 7].copy()))
+        return poses
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def time(self):
+        """Return the simulated clock in seconds."""
+        return self.data.time
+
+    @property
+    def objects(self):
+        return list(self._objects)
+
+    def arm_position(self):
+        return self.data.qpos[self._arm_qpos].copy()
+
+    def arm_velocity(self):
+        return self.data.qvel[self._arm_dof].copy()
+
+    def arm_effort(self):
+        """Joint torques of the arm servos (N m)."""
+        return self.data.actuator_force[self._arm_act].copy()
+
+    def finger_position(self):
+        """Finger (driver) joint angle, rad: ~0 open, ~0.78 closed on nothing."""
+        return float(self.data.qpos[self._finger_qpos])
+
+    def finger_velocity(self):
+        return float(self.data.qvel[self._finger_dof])
+
+    def finger_effort(self):
+        return float(self.data.actuator_force[self._gripper_act])
+
+    @property
+    def gripper_target(self):
+        return self._gripper_target
+
+    def trajectory_active(self):
+        """Whether a trajectory is still being followed (its last point not yet reached)."""
+        return self._follower is not None
+
+    def at_rest(self):
+        """No trajectory running, arm, fingers and blocks still (see CellConfig.rest_speed)."""
+        if self._follower is not None:
+            return False
+        limit = self.config.rest_speed
+        if float(np.max(np.abs(self.data.qvel[self._arm_dof]))) >= limit:
+            return False
+        if abs(self.finger_velocity()) >= 5 * limit:
+            return False
+        return self._block_speed() < limit
+
+    def snapshot(self):
+        """Copy the state a renderer needs (see Snapshot)."""
+        return Snapshot(self.model, self.data.qpos.copy(), self.data.time)

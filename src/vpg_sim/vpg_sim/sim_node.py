@@ -1,0 +1,526 @@
+"""
+ROS 2 node `sim`: the MuJoCo cell behind the topics of the real UR, Robotiq and RealSense drivers.
+
+Interfaces (absolute names are the real drivers'):
+- /joint_states (sensor_msgs/JointState): the six UR joints and robotiq_85_left_knuckle_joint.
+- /scaled_joint_trajectory_controller/joint_trajectory (trajectory_msgs/JointTrajectory): the
+  arm follows it; a new one replaces the current one. Rejected with a logged error, arm
+  unchanged: unknown, missing or duplicate joints, NaN/inf, positions outside the joint limits,
+  non-increasing times, mean segment speeds above the UR's pi rad/s.
+- /robotiq_gripper_controller/gripper_cmd (control_msgs/action/GripperCommand; the identical
+  vpg_interfaces copy where control_msgs is not installed): command.position is the finger
+  joint angle in rad (0 open .. 0.8 closed; outside values are clamped, a NaN goal is
+  rejected); max_effort is ignored. Succeeds when the target is reached or the fingers stall on
+  an object (result.stalled); a new goal aborts the running one.
+- /camera/camera/color/image_raw (rgb8), /camera/camera/aligned_depth_to_color/image_raw
+  (16UC1, mm, 0 = no data) and their camera_info, frame camera_color_optical_frame, one stamp
+  per colour/depth pair.
+- /clock (rosgraph_msgs/Clock): simulated time; run other nodes with use_sim_time.
+- ~/reset_scene (vpg_interfaces/ResetScene), ~/count_objects (vpg_interfaces/CountObjects):
+  simulation only; the count is ground truth for evaluation.
+
+Threads: physics (steps the cell, publishes clock and joint states, paces to the real-time
+factor), rendering (one frame at a time from a copy of the state; a frame falling due while one
+is rendering is dropped, as a camera drops frames), and the ROS executor for callbacks.
+MUJOCO_GL selects the render backend (egl by default here, or osmesa).
+"""
+
+import array
+import ctypes
+from dataclasses import dataclass
+import math
+import os
+import threading
+import time
+
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Header
+from trajectory_msgs.msg import JointTrajectory
+from vpg_interfaces.srv import CountObjects, ResetScene
+from vpg_perception.conversions import numpy_to_image
+
+from vpg_sim import blocks, scene
+from vpg_sim.camera import depth_to_millimetres, DepthOptions, RgbdRenderer
+from vpg_sim.cell import Cell, CellConfig
+from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome
+from vpg_sim.timing import FrameScheduler, pace_rate, Pacer, Periodic
+from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
+
+try:
+    from control_msgs.action import GripperCommand
+except ImportError:  # control_msgs is not installable everywhere; same definition
+    from vpg_interfaces.action import GripperCommand
+
+FINGER_JOINT_NAME = 'robotiq_85_left_knuckle_joint'  # ros2_robotiq_gripper's joint name
+CAMERA_FRAME = 'camera_color_optical_frame'
+TRAJECTORY_TOPIC = '/scaled_joint_trajectory_controller/joint_trajectory'
+GRIPPER_ACTION = '/robotiq_gripper_controller/gripper_cmd'
+COLOR_TOPIC = '/camera/camera/color/image_raw'
+COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
+DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
+DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
+_SERVICE_TIMEOUT = 60.0  # s of wall time a reset may take to settle
+_REST_FRAME_DWELL = 0.03  # s of simulated stillness before the extra rest frame
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """The node's parameters (see declare_parameters for meanings)."""
+
+    seed: int
+    num_objects: int
+    test_case_file: str
+    real_time_factor: float
+    idle_real_time_factor: float
+    physics_timestep: float
+    clock_rate_hz: float
+    joint_state_rate_hz: float
+    camera_rate_hz: float
+    camera_max_wall_rate_hz: float
+    depth_noise_std: float
+    depth_dropout: float
+    calibration_marker: bool
+    removal_height: float
+
+
+def _floats(low, high):
+    return {'floating_point_range': [
+        FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]}
+
+
+def _ints(low, high):
+    return {'integer_range': [IntegerRange(from_value=low, to_value=high, step=1)]}
+
+
+def declare_parameters(node):
+    """Declare every parameter once (type, default, description, range); return SimParams."""
+    specs = [
+        ('seed', 0, 'Seed of the initial random scene and of depth noise.',
+         _ints(0, 2 ** 31 - 1)),
+        ('num_objects', 10, 'Random blocks dropped at start-up (unless test_case_file).',
+         _ints(0, 50)),
+        ('test_case_file', '', 'Test case to load at start-up (VPG line format or ours).', {}),
+        ('real_time_factor', 1.0,
+         'Simulated seconds per wall second while anything moves; 0 = as fast as possible.',
+         _floats(0.0, 100.0)),
+        ('idle_real_time_factor', 1.0,
+         'At most this many simulated seconds per wall second while the cell is at rest '
+         '(arm still, no gripper goal, blocks settled), to leave the CPU to other nodes; '
+         '0 = no limit.', _floats(0.0, 100.0)),
+        ('physics_timestep', 0.002, 'Physics step, seconds.',
+         _floats(0.0005, 0.01)),
+        ('clock_rate_hz', 50.0, '/clock messages per simulated second.',
+         _floats(1.0, 1000.0)),
+        ('joint_state_rate_hz', 100.0, '/joint_states messages per simulated second.',
+         _floats(1.0, 1000.0)),
+        ('camera_rate_hz', 5.0, 'Camera frames per simulated second; 0 = camera off.',
+         _floats(0.0, 60.0)),
+        ('camera_max_wall_rate_hz', 2.0,
+         'At most this many frames per wall second (matters when faster than real time); '
+         '0 = no limit. The first frame after the cell comes to rest is always rendered.',
+         _floats(0.0, 60.0)),
+        ('depth_noise_std', 0.0,
+         'Gaussian depth noise, metres at 1 m (grows with depth squared).',
+         _floats(0.0, 0.1)),
+        ('depth_dropout', 0.0, 'Probability that a depth pixel reads 0 (no data).',
+         _floats(0.0, 1.0)),
+        ('calibration_marker', False,
+         'Fix a 4x4 checkerboard to the tool (centre corner at scene.CALIBRATION_MARKER_OFFSET '
+         'in tool0).', {}),
+        ('removal_height', 0.1,
+         'A block held by the gripper this far (m) above the table counts as removed.',
+         _floats(0.02, 1.0)),
+    ]
+    values = {}
+    for name, default, description, extra in specs:
+        descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
+        values[name] = node.declare_parameter(name, default, descriptor).value
+    return SimParams(**values)
+
+
+class _RejectionLog:
+    """Logs bad input as errors; repeats of the same reason within 1 s are counted, not logged."""
+
+    def __init__(self, logger, period=1.0):
+        self._logger = logger
+        self._period = period
+        self._last = (None, -math.inf)
+        self._suppressed = 0
+
+    def error(self, reason):
+        now = time.monotonic()
+        last_reason, last_time = self._last
+        if reason == last_reason and now - last_time < self._period:
+            self._suppressed += 1
+            return
+        suffix = f' ({self._suppressed} similar suppressed)' if self._suppressed else ''
+        self._suppressed = 0
+        self._last = (reason, now)
+        self._logger.error(reason + suffix)
+
+
+class _GripperJob:
+    """A running gripper goal: the tracker, and an event set when it ends or is preempted."""
+
+    def __init__(self, goal):
+        self.goal = goal
+        self.done = threading.Event()
+        self.preempted = False
+
+
+def _release_free_memory():
+    """
+    Hand freed heap memory back to the OS (glibc only; elsewhere nothing happens).
+
+    Each reset compiles a new model and frees the old one; with several threads glibc keeps
+    the freed blocks in per-thread heaps and the process grew by ~80 MB per reset (measured).
+    """
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _stamp(seconds):
+    """(sec, nanosec) of a time in seconds."""
+    return divmod(int(round(seconds * 1e9)), 1_000_000_000)
+
+
+class SimNode(Node):
+    """The cell behind real-driver topics; see the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__('sim', **kwargs)
+        self._stop = threading.Event()
+        self._physics_thread = self._render_thread = None
+        self.params = declare_parameters(self)
+        p = self.params
+        self._cell_config = CellConfig(timestep=p.physics_timestep,
+                                       calibration_marker=p.calibration_marker,
+                                       removal_height=p.removal_height)
+        self._gripper_config = GripperConfig()
+        self._depth_options = DepthOptions(noise_std=p.depth_noise_std, dropout=p.depth_dropout)
+        self._lock = threading.Lock()
+        self._cell = Cell(self._cell_config)
+        if p.test_case_file:
+            try:
+                self._cell.reset(blocks.load_test_case(p.test_case_file))
+            except blocks.TestCaseError as error:
+                self.get_logger().fatal(f'cannot load test_case_file: {error}')
+                raise
+        else:
+            self._cell.reset_random(p.num_objects, p.seed)
+        self._gripper_job = None
+        self._pending_resets = []  # (objects, event) for the physics thread to carry out
+        self._settle_waiters = []
+        self._rejections = _RejectionLog(self.get_logger())
+
+        fx, fy, cx, cy = scene.camera_intrinsics(self._cell.model)
+        self._camera_info = CameraInfo(
+            width=scene.IMAGE_WIDTH, height=scene.IMAGE_HEIGHT, distortion_model='plumb_bob',
+            d=[0.0] * 5, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0],
+            r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+            p=[fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+        self._camera_info.header.frame_id = CAMERA_FRAME
+
+        self._clock_msg = Clock()
+        self._joint_msg = JointState(name=list(scene.ARM_JOINTS) + [FINGER_JOINT_NAME])
+        group = ReentrantCallbackGroup()
+        self._clock_pub = self.create_publisher(Clock, '/clock', 10)
+        self._joint_pub = self.create_publisher(JointState, '/joint_states', 10)
+        self._color_pub = self.create_publisher(Image, COLOR_TOPIC, 2)
+        self._color_info_pub = self.create_publisher(CameraInfo, COLOR_INFO_TOPIC, 2)
+        self._depth_pub = self.create_publisher(Image, DEPTH_TOPIC, 2)
+        self._depth_info_pub = self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, 2)
+        self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10,
+                                 callback_group=group)
+        self._gripper_server = ActionServer(
+            self, GripperCommand, GRIPPER_ACTION, execute_callback=self._execute_gripper,
+            goal_callback=self._on_gripper_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=group)
+        self.create_service(ResetScene, '~/reset_scene', self._on_reset_scene,
+                            callback_group=group)
+        self.create_service(CountObjects, '~/count_objects', self._on_count_objects,
+                            callback_group=group)
+
+        self._render_lock = threading.Condition()
+        self._render_job = None
+        self._render_busy = False
+        self._physics_thread = threading.Thread(target=self._physics_loop, name='sim_physics',
+                                                daemon=True)
+        self._render_thread = threading.Thread(target=self._render_loop, name='sim_render',
+                                               daemon=True)
+        self._render_thread.start()
+        self._physics_thread.start()
+        self.get_logger().info(
+            f'cell ready: {len(self._cell.objects)} blocks, real_time_factor '
+            f'{p.real_time_factor}, camera {p.camera_rate_hz} Hz, MUJOCO_GL='
+            f'{os.environ.get("MUJOCO_GL")}')
+
+    # -- ROS callbacks ------------------------------------------------------------------
+
+    def _on_trajectory(self, msg):
+        points = [TrajectoryPoint(tuple(pt.positions), tuple(pt.velocities),
+                                  tuple(pt.accelerations),
+                                  pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9)
+                  for pt in msg.points]
+        stamp = msg.header.stamp
+        start = None if (stamp.sec == 0 and stamp.nanosec == 0) else (
+            stamp.sec + stamp.nanosec * 1e-9)
+        try:
+            with self._lock:
+                self._cell.set_trajectory(msg.joint_names, points, start_time=start)
+        except TrajectoryError as error:
+            self._rejections.error(f'trajectory rejected, arm not moved: {error}')
+
+    def _on_gripper_goal(self, goal_request):
+        if not math.isfinite(goal_request.command.position):
+            self._rejections.error('gripper goal rejected: position is not finite')
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _gripper_result(self, job, result_type):
+        with self._lock:
+            position = self._cell.finger_position()
+            effort = self._cell.finger_effort()
+        outcome = job.goal.outcome
+        return result_type(position=position, effort=effort,
+                           stalled=outcome is GripperOutcome.STALLED,
+                           reached_goal=outcome is GripperOutcome.REACHED)
+
+    def _execute_gripper(self, goal_handle):
+        with self._lock:
+            target = self._cell.set_gripper(goal_handle.request.command.position)
+            job = _GripperJob(GripperGoal(target, self._cell.time, self._gripper_config))
+            previous, self._gripper_job = self._gripper_job, job
+        if previous is not None:
+            previous.preempted = True
+            previous.done.set()
+        deadline = time.monotonic() + _SERVICE_TIMEOUT
+        while not job.done.wait(timeout=0.05):
+            if (goal_handle.is_cancel_requested or time.monotonic() > deadline
+                    or not self.context.ok()):
+                break
+            goal_handle.publish_feedback(self._gripper_result(job, GripperCommand.Feedback))
+        result = self._gripper_result(job, GripperCommand.Result)
+        if job.preempted:
+            goal_handle.abort()
+        elif goal_handle.is_cancel_requested and not job.done.is_set():
+            with self._lock:
+                # As the controller does on cancel: hold where the fingers are.
+                self._cell.set_gripper(self._cell.finger_position())
+                if self._gripper_job is job:
+                    self._gripper_job = None
+            goal_handle.canceled()
+        elif job.goal.outcome in (GripperOutcome.REACHED, GripperOutcome.STALLED):
+            goal_handle.succeed()
+        else:
+            self.get_logger().error(f'gripper goal {target:.3f} rad not reached in time')
+            goal_handle.abort()
+        return result
+
+    def _on_reset_scene(self, request, response):
+        try:
+            if request.test_case_file:
+                objects = blocks.load_test_case(request.test_case_file)
+            else:
+                objects = blocks.random_objects(
+                    request.num_objects, request.seed, self._cell_config.workspace_x,
+                    self._cell_config.workspace_y)
+        except (blocks.TestCaseError, ValueError) as error:
+            self._rejections.error(f'reset_scene refused: {error}')
+            response.success = False
+            response.message = str(error)
+            return response
+        settled = threading.Event()
+        with self._lock:
+            self._pending_resets.append((objects, settled))  # carried out by the physics thread
+        deadline = time.monotonic() + _SERVICE_TIMEOUT
+        while not settled.wait(timeout=0.1):
+            if time.monotonic() > deadline or not self.context.ok():
+                response.success = False
+                response.message = 'blocks did not settle in time'
+                return response
+        response.success = True
+        response.num_objects = len(objects)
+        response.message = f'{len(objects)} blocks placed and settled'
+        return response
+
+    def _on_count_objects(self, request, response):
+        with self._lock:
+            counts = self._cell.count_objects()
+        response.in_workspace = counts.in_workspace
+        response.removed = counts.removed
+        response.out_of_workspace = counts.out_of_workspace
+        return response
+
+    # -- physics thread -----------------------------------------------------------------
+
+    def _joint_state(self, stamp, cell):
+        # One message object, refilled: building a fresh JointState (with its names and
+        # per-element field checks) costs several times more than publishing it.
+        msg = self._joint_msg
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+        msg.position = array.array('d', (*cell.arm_position(), cell.finger_position()))
+        msg.velocity = array.array('d', (*cell.arm_velocity(), cell.finger_velocity()))
+        msg.effort = array.array('d', (*cell.arm_effort(), cell.finger_effort()))
+        return msg
+
+    def _physics_loop(self):
+        p = self.params
+        cell = self._cell
+        clock = Periodic(p.clock_rate_hz, cell.time)
+        joints = Periodic(p.joint_state_rate_hz, cell.time)
+        frames = FrameScheduler(p.camera_rate_hz, p.camera_max_wall_rate_hz,
+                                rest_dwell=_REST_FRAME_DWELL, start=cell.time)
+        pacer = Pacer()
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    cell.advance_to(min(clock.next_time, joints.next_time, frames.next_time))
+                    now = cell.time
+                    stamp = _stamp(now)
+                    clock_msg = joint_msg = snapshot = None
+                    if clock.due(now):
+                        clock_msg = self._clock_msg
+                        clock_msg.clock.sec, clock_msg.clock.nanosec = stamp
+                    if joints.due(now):
+                        joint_msg = self._joint_state(stamp, cell)
+                    self._update_waiters(now)
+                    at_rest = (self._gripper_job is None and not self._settle_waiters
+                               and not self._pending_resets and cell.at_rest())
+                    render, _ = frames.update(now, time.monotonic(), at_rest,
+                                              self._render_busy)
+                    if render and self._camera_wanted():
+                        snapshot = cell.snapshot()
+                if clock_msg is not None:
+                    self._clock_pub.publish(clock_msg)
+                if joint_msg is not None:
+                    self._joint_pub.publish(joint_msg)
+                if snapshot is not None:
+                    self._offer_frame(snapshot)
+                rate = pace_rate(p.real_time_factor, p.idle_real_time_factor, at_rest)
+                delay = pacer.delay(now, time.monotonic(), rate)
+                if delay > 0.0:
+                    self._stop.wait(delay)
+        except Exception as error:
+            self._thread_failed('physics', error)
+
+    def _update_waiters(self, now):
+        """Carry out requested resets; finish gripper goals and resets that are done (locked)."""
+        cell, job = self._cell, self._gripper_job
+        for objects, settled in self._pending_resets:
+            cell.reset(objects)
+            self._settle_waiters.append(settled)
+            _release_free_memory()
+        self._pending_resets = []
+        if job is not None:
+            outcome = job.goal.update(now, cell.finger_position())
+            if outcome is not GripperOutcome.RUNNING:
+                self._gripper_job = None
+                job.done.set()
+        if self._settle_waiters and cell.settled():
+            for waiter in self._settle_waiters:
+                waiter.set()
+            self._settle_waiters = []
+
+    # -- rendering thread ---------------------------------------------------------------
+
+    def _camera_wanted(self):
+        return (self._color_pub.get_subscription_count() > 0
+                or self._depth_pub.get_subscription_count() > 0)
+
+    def _offer_frame(self, snapshot):
+        with self._render_lock:
+            self._render_job = snapshot  # a pending frame not yet started is replaced
+            self._render_lock.notify()
+
+    def _render_loop(self):
+        renderer = None
+        rng = np.random.default_rng(self.params.seed)
+        try:
+            while not self._stop.is_set():
+                with self._render_lock:
+                    if self._render_job is None:
+                        self._render_lock.wait(timeout=0.2)
+                    job, self._render_job = self._render_job, None
+                    self._render_busy = job is not None
+                if job is None:
+                    continue
+                if renderer is None:
+                    renderer = RgbdRenderer(job.model)
+                rgb, depth = renderer.render_qpos(job.model, job.qpos)
+                self._publish_frame(job.time, rgb, depth, rng)
+                with self._render_lock:
+                    self._render_busy = False
+        except Exception as error:
+            self._thread_failed('render', error)
+        finally:
+            if renderer is not None:
+                renderer.close()
+
+    def _publish_frame(self, sim_time, rgb, depth, rng):
+        header = Header(frame_id=CAMERA_FRAME)
+        header.stamp.sec, header.stamp.nanosec = _stamp(sim_time)
+        millimetres = depth_to_millimetres(depth, self._depth_options, rng)
+        info = CameraInfo()
+        info.header = header
+        for field in ('height', 'width', 'distortion_model', 'd', 'k', 'r', 'p'):
+            setattr(info, field, getattr(self._camera_info, field))
+        self._color_pub.publish(numpy_to_image(rgb, 'rgb8', header))
+        self._color_info_pub.publish(info)
+        self._depth_pub.publish(numpy_to_image(millimetres, '16UC1', header))
+        self._depth_info_pub.publish(info)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _thread_failed(self, name, error):
+        """Report a worker thread ended by an exception: quiet at shutdown, fatal otherwise."""
+        if self._stop.is_set() or not self.context.ok():
+            return  # publishing after the context was shut down (e.g. SIGTERM): expected
+        self.get_logger().fatal(f'{name} thread stopped: {error!r}')
+        raise error
+
+    def destroy_node(self):
+        """Stop the physics and render threads, then destroy the node."""
+        self._stop.set()
+        if self._render_thread is not None:
+            with self._render_lock:
+                self._render_lock.notify_all()
+        for thread in (self._physics_thread, self._render_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            node = SimNode()
+            executor = MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            try:
+                # A bounded wait: a SIGTERM landing while the executor sets up its wait set
+                # can otherwise leave spin() waiting for ever on a shut-down context.
+                while node.context.ok():
+                    executor.spin_once(timeout_sec=0.25)
+            except Exception:  # rclpy raises RCLError if shut down while building a wait set
+                if node.context.ok():
+                    raise
+            finally:
+                executor.shutdown()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == '__main__':
+    main()
