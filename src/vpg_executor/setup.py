@@ -23,6 +23,7 @@ setup(
     entry_points={
         'console_scripts': [
             'executor = vpg_executor.executor_node:main',
+            'calibrate = vpg_executor.calibration_tool:main',
         ],
     },
 )

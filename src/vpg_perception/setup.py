@@ -23,7 +23,6 @@ setup(
     entry_points={
         'console_scripts': [
             'heightmap = vpg_perception.heightmap_node:main',
-            'calibrate = vpg_perception.calibration_tool:main',
         ],
     },
 )

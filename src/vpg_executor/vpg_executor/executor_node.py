@@ -20,6 +20,7 @@ import rclpy
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -305,6 +306,11 @@ def main(args=None):
             executor.add_node(node)
             try:
                 executor.spin()
+            except rclpy_implementation.RCLError:
+                # SIGTERM can shut the context down while the executor builds its wait set;
+                # that is a requested stop, anything else is a real error.
+                if rclpy.ok():
+                    raise
             finally:
                 close = getattr(node.backend, 'close', None)
                 if close is not None:

@@ -24,6 +24,7 @@ from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -292,6 +293,11 @@ def main(args=None):
             executor.add_node(node)
             try:
                 executor.spin()
+            except rclpy_implementation.RCLError:
+                # SIGTERM can shut the context down while the executor builds its wait set;
+                # that is a requested stop, anything else is a real error.
+                if rclpy.ok():
+                    raise
             finally:
                 executor.shutdown()
                 node.destroy_node()

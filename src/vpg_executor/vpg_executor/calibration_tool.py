@@ -10,7 +10,8 @@ heightmap node reads. The arm goes back to where it started at the end.
 
 Motion uses the UR driver's interfaces (JointTrajectory on the scaled joint trajectory
 controller's topic, /joint_states), so the same tool runs against a real UR5e or the MuJoCo
-cell. Exit status 0 when the file was written, 1 otherwise.
+cell. Exit status 0 when the file was written, 1 otherwise. It lives with the executor because
+it drives the arm (UR kinematics); the solver and detector are vpg_perception.calibration.
 """
 
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-# Not in package.xml: vpg_executor depends on vpg_perception, and colcon refuses the cycle.
 from vpg_executor.ur_kinematics import (forward_kinematics, inverse_kinematics, MODELS,
                                         nearest_solution)
 from vpg_perception.calibration import (calibration_grid, CameraCalibration, fit_camera_pose,
