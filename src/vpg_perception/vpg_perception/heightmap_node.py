@@ -244,14 +244,15 @@ class HeightmapNode(Node):
             return
         header = Header(frame_id=calibration.frame_id, stamp=color_msg.header.stamp)
         msg = heightmap_to_msg(maps.color, maps.height, p.grid, header)
-        self._heightmap_pub.publish(msg)
-        self._color_pub.publish(msg.color)
-        self._height_pub.publish(numpy_to_image(
-            colorize_height(maps.height, p.visualization_max_height), 'rgb8', header))
+        # Cached before it is published, so whoever sees the topic can also get it on request.
         with self._new_heightmap:
             self._latest = (stamp_ns, msg)
             self._latest_problem = None
             self._new_heightmap.notify_all()
+        self._heightmap_pub.publish(msg)
+        self._color_pub.publish(msg.color)
+        self._height_pub.publish(numpy_to_image(
+            colorize_height(maps.height, p.visualization_max_height), 'rgb8', header))
 
     def _on_get_heightmap(self, request, response):
         newer_than = _stamp_ns(request.newer_than)
