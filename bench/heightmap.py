@@ -24,15 +24,7 @@ def make_frame(seed=0):
     rng = np.random.default_rng(seed)
     k = synthetic.intrinsics(640, 480, 615.0)
     camera = synthetic.look_at((-0.32, 0.025, 0.70), (-0.5, 0.005, 0.0), up=(-1.0, 0.0, 0.0))
-    boxes = []
-    for _ in range(10):
-        height = rng.uniform(0.025, 0.1)
-        pose = synthetic.pose_from(synthetic.rot_z(rng.uniform(0, np.pi)),
-                                   (rng.uniform(-0.68, -0.32), rng.uniform(-0.18, 0.18),
-                                    height / 2))
-        boxes.append(synthetic.Box(pose, (rng.uniform(0.03, 0.1), rng.uniform(0.03, 0.1),
-                                          height), tuple(rng.integers(0, 255, 3).tolist())))
-    color, depth = synthetic.render(k, camera, boxes=boxes)
+    color, depth = synthetic.render(k, camera, boxes=synthetic.random_boxes(rng))
     depth = depth + rng.normal(0.0, 0.001, depth.shape)
     millimetres = np.round(depth * 1000).astype(np.uint16)
     millimetres[rng.random(depth.shape) < 0.02] = 0  # holes

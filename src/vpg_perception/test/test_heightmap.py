@@ -94,15 +94,7 @@ def test_camera_pixel_round_trip():
 
 
 def random_scene(rng, camera):
-    boxes = []
-    for _ in range(10):
-        height = rng.uniform(0.025, 0.1)
-        pose = synthetic.pose_from(synthetic.rot_z(rng.uniform(0, np.pi)),
-                                   (rng.uniform(-0.68, -0.32), rng.uniform(-0.18, 0.18),
-                                    height / 2))
-        boxes.append(synthetic.Box(pose, (rng.uniform(0.03, 0.1), rng.uniform(0.03, 0.1),
-                                          height), tuple(rng.integers(0, 255, 3).tolist())))
-    color, depth = synthetic.render(K, camera, boxes=boxes)
+    color, depth = synthetic.render(K, camera, boxes=synthetic.random_boxes(rng))
     depth += rng.normal(0.0, 0.001, depth.shape)
     return color, depth
 

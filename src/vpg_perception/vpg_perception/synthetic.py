@@ -86,6 +86,22 @@ def intrinsics(width=640, height=480, focal=615.0):
                      [0.0, 0.0, 1.0]])
 
 
+def random_boxes(rng, count=10):
+    """
+    Scatter `count` boxes (2.5-10 cm tall, 3-10 cm sides, random yaw and colour) on the table.
+
+    They stand inside VPG's workspace, drawn from rng in a fixed order, so a seed gives one scene.
+    """
+    boxes = []
+    for _ in range(count):
+        height = rng.uniform(0.025, 0.1)
+        pose = pose_from(rot_z(rng.uniform(0, np.pi)),
+                         (rng.uniform(-0.68, -0.32), rng.uniform(-0.18, 0.18), height / 2))
+        boxes.append(Box(pose, (rng.uniform(0.03, 0.1), rng.uniform(0.03, 0.1), height),
+                         tuple(rng.integers(0, 255, 3).tolist())))
+    return boxes
+
+
 def render(k, base_T_camera, shape=(480, 640), boxes=(), table_z=0.0,
            table_color=(120, 120, 120), board=None, supersample=1):
     """
