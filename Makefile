@@ -4,6 +4,10 @@ SHELL := /bin/bash
 ENV := . tools/env.sh &&
 PYTEST_ARGS ?=
 CELLS ?= 1
+ACTIONS ?= 1500
+SEED ?= 0
+RUN ?= results/runs/vpg-seed$(SEED)
+TRAIN_ARGS ?=
 
 .PHONY: help setup demo test test-fast bench train eval clean
 
@@ -36,7 +40,7 @@ bench: setup
 	[ $$found = 1 ] || echo "bench: no benchmark scripts in bench/"; exit $$status
 
 train: setup
-	@$(ENV) python tools/not_ready.py train
+	@$(ENV) python -m vpg_bringup.training_run --run-dir $(RUN) --actions $(ACTIONS) --seed $(SEED) --cells $(CELLS) $(TRAIN_ARGS)
 
 eval: setup
 	@$(ENV) python tools/not_ready.py eval

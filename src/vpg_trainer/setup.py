@@ -22,6 +22,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'trainer = vpg_trainer.trainer_node:main',
         ],
     },
 )

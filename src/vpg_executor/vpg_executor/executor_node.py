@@ -112,7 +112,8 @@ class ExecutorNode(Node):
             self.get_logger().error('malformed joint state ignored',
                                     throttle_duration_sec=5.0)
             return
-        self._joint_states.update(msg.name, msg.position)
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._joint_states.update(msg.name, msg.position, stamp)
 
     def _publish_trajectory(self, joint_names, times, positions, velocities):
         msg = JointTrajectory(joint_names=list(joint_names))

@@ -49,18 +49,30 @@ class MotionBackend(ABC):
 
 
 class JointStateCache:
-    """Latest joint positions by name, fed by the /joint_states callback, waited on by motions."""
+    """
+    Latest joint positions by name, fed by the /joint_states callback, waited on by motions.
 
-    def __init__(self):
+    Waits are measured on the joint states' own stamps when they carry one (the simulator's
+    clock in simulation, wall time on the robot), so a simulator that runs slower than real
+    time on a busy machine is not mistaken for a blocked arm; a wall-clock cap still ends a
+    wait when the states stop coming.
+    """
+
+    def __init__(self, wall_cap_factor=10.0):
         self._positions = {}
         self._condition = threading.Condition()
         self._updates = 0
+        self._stamp = None
+        self.wall_cap_factor = float(wall_cap_factor)
 
-    def update(self, names, positions):
+    def update(self, names, positions, stamp=None):
+        """Store positions; stamp: the message's header stamp in seconds (None if unset)."""
         with self._condition:
             for name, value in zip(names, positions):
                 self._positions[name] = float(value)
             self._updates += 1
+            if stamp is not None and stamp > 0:
+                self._stamp = float(stamp)
             self._condition.notify_all()
 
     def get(self, names):
@@ -71,19 +83,29 @@ class JointStateCache:
             return np.array([self._positions[name] for name in names])
 
     def wait_for(self, names, predicate, timeout):
-        """Block until predicate(positions) holds; return the positions or None on timeout."""
-        deadline = time.monotonic() + timeout
+        """
+        Block until predicate(positions) holds; return the positions or None on timeout.
+
+        timeout runs on the message stamps when they have one, else on the wall clock; the
+        wall clock alone stops the wait after wall_cap_factor x timeout.
+        """
+        wall_deadline = time.monotonic() + timeout * max(self.wall_cap_factor, 1.0)
         with self._condition:
+            start_stamp = self._stamp
+            wall_only = start_stamp is None
+            if wall_only:
+                wall_deadline = time.monotonic() + timeout
             while True:
-                values = None
                 if all(name in self._positions for name in names):
                     values = np.array([self._positions[name] for name in names])
                     if predicate(values):
                         return values
-                remaining = deadline - time.monotonic()
+                if not wall_only and self._stamp - start_stamp >= timeout:
+                    return None
+                remaining = wall_deadline - time.monotonic()
                 if remaining <= 0:
                     return None
-                self._condition.wait(remaining)
+                self._condition.wait(min(remaining, 0.5))
 
 
 @dataclass(frozen=True)

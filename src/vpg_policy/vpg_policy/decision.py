@@ -11,7 +11,12 @@ Exploration is epsilon-greedy; with probability epsilon the action is drawn at r
   the cells higher than ``min_object_height`` (all cells when none is), so exploration
   touches objects rather than the empty table.
 
-Pure numpy / torch: the policy node and the trainer's evaluation both use it.
+Greedy choices can be restricted to where acting makes sense (``ActionMask``, the "common
+sense" masking of Hundt et al.'s follow-up to VPG): grasps on object pixels, pushes starting
+within a margin of an object. The trainer takes its future-value maximum over the same masks,
+so targets and choices agree. An empty table leaves every pixel allowed.
+
+Pure numpy / torch: the policy node and the trainer both use it.
 """
 
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vpg_policy.rotations import rotation_angle
 
@@ -37,6 +43,47 @@ class Exploration(str, enum.Enum):
 
     RANDOM_PRIMITIVE = 'random_primitive'
     RANDOM_ACTION = 'random_action'
+
+
+@dataclass(frozen=True)
+class ActionMask:
+    """Where greedy actions may go; `enabled=False` is VPG's unrestricted argmax."""
+
+    enabled: bool = True
+    min_object_height: float = 0.01
+    """Metres; heightmap cells higher than this are objects."""
+    grasp_margin: float = 0.004
+    """Metres around object cells where a grasp may be centred."""
+    push_margin: float = 0.03
+    """Metres around object cells where a push may start."""
+
+
+def _dilate(mask, radius_px):
+    if radius_px <= 0:
+        return mask
+    tensor = torch.from_numpy(mask.astype(np.float32))[None, None]
+    size = 2 * radius_px + 1
+    grown = F.max_pool2d(tensor, size, stride=1, padding=radius_px)
+    return grown[0, 0].numpy() > 0.5
+
+
+def action_masks(height, resolution, mask=ActionMask()):
+    """
+    Boolean (H, W) masks of allowed push and grasp pixels for a height map.
+
+    Both are all True when masking is off or no cell is an object (so a decision always
+    exists).
+    """
+    height = np.asarray(height)
+    full = np.ones(height.shape, dtype=bool)
+    if not mask.enabled:
+        return full, full
+    objects = height > mask.min_object_height
+    if not objects.any():
+        return full, full
+    push = _dilate(objects, int(round(mask.push_margin / resolution)))
+    grasp = _dilate(objects, int(round(mask.grasp_margin / resolution)))
+    return push, grasp
 
 
 class InvalidHeightmapError(ValueError):
@@ -104,21 +151,25 @@ def validate_heightmap(color, height, grid, multiple=1):
         raise InvalidHeightmapError('height map must hold finite float values (metres)')
 
 
-def _best(q):
-    """(max, (rotation, row, col)) of a Q map stack (R, H, W)."""
+def _best(q, mask=None):
+    """(max, (rotation, row, col)) of a Q map stack (R, H, W), over mask (H, W) if given."""
+    if mask is not None:
+        q = np.where(mask[None], q, -np.inf)
     flat = int(np.argmax(q))
     index = np.unravel_index(flat, q.shape)
     return float(q.flat[flat]), tuple(int(i) for i in index)
 
 
 def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH, rng=None,
-                  exploration=Exploration.RANDOM_PRIMITIVE, min_object_height=0.01):
+                  exploration=Exploration.RANDOM_PRIMITIVE, min_object_height=0.01,
+                  mask=ActionMask(enabled=False)):
     """
     Pick the action from push and grasp Q maps (R, H, W) of one heightmap.
 
     height: (H, W) metres, for the local height of the chosen pixel; grid: the
     vpg_perception HeightmapGrid for pixel -> point. rng: numpy Generator for the
-    exploration draws (a fresh unseeded one when None).
+    exploration draws (a fresh unseeded one when None). mask: ActionMask for the greedy
+    choices.
     """
     primitives = allowed_primitives(allowed)
     if not 0.0 <= epsilon <= 1.0 or math.isnan(epsilon):
@@ -130,7 +181,8 @@ def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH
         if not np.isfinite(maps[primitive]).all():
             raise ValueError(f'{PRIMITIVE_NAMES[primitive]} Q maps hold NaN or infinite '
                              'values (diverged weights?)')
-    best = {p: _best(maps[p]) for p in primitives}
+    masks = dict(zip((PUSH, GRASP), action_masks(height, grid.resolution, mask)))
+    best = {p: _best(maps[p], masks[p]) for p in primitives}
     max_push = best[PUSH][0] if PUSH in best else math.nan
     max_grasp = best[GRASP][0] if GRASP in best else math.nan
 
@@ -167,10 +219,12 @@ class Policy:
     Not thread-safe by itself: the node serialises calls and swaps networks between them.
     """
 
-    def __init__(self, model, exploration=Exploration.RANDOM_PRIMITIVE, min_object_height=0.01):
+    def __init__(self, model, exploration=Exploration.RANDOM_PRIMITIVE, min_object_height=0.01,
+                 mask=ActionMask(enabled=False)):
         self.model = model.eval()
         self.exploration = Exploration(exploration)
         self.min_object_height = float(min_object_height)
+        self.mask = mask
 
     def q_maps(self, color, height):
         """Push and grasp Q maps of one heightmap, float32 numpy (R, H, W)."""
@@ -192,4 +246,4 @@ class Policy:
         allowed_primitives(allowed)
         push_q, grasp_q = self.q_maps(color, height)
         return choose_action(push_q, grasp_q, np.asarray(height), grid, epsilon, allowed, rng,
-                             self.exploration, self.min_object_height)
+                             self.exploration, self.min_object_height, self.mask)

@@ -35,7 +35,8 @@ from vpg_interfaces.msg import ModelUpdate
 from vpg_interfaces.srv import ChoosePrimitive
 from vpg_perception.conversions import heightmap_from_msg, numpy_to_image
 
-from vpg_policy.decision import Exploration, InvalidHeightmapError, Policy, PUSH
+from vpg_policy.decision import (ActionMask, Exploration, InvalidHeightmapError, Policy,
+                                 PUSH)
 from vpg_policy.q_network import build_q_network, parameter_count, variant_class, variants
 from vpg_policy.visualization import decision_images, grasp_jaw_segments, push_arrow_points
 from vpg_policy.weights import (build_from_weights, check_compatible, read_weights,
@@ -54,6 +55,10 @@ class PolicyParams:
     publish_heatmaps: bool
     exploration: str
     exploration_min_height: float
+    action_mask: bool
+    action_mask_min_height: float
+    action_mask_push_margin: float
+    action_mask_grasp_margin: float
     push_length: float
     grasp_width: float
     torch_threads: int
@@ -93,6 +98,19 @@ def declare_parameters(node):
         ('exploration_min_height', 0.01, _descriptor(
             "metres; pixels higher than this count as objects for 'random_action'", double,
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
+        ('action_mask', True, _descriptor(
+            'restrict greedy actions to where they make sense: grasps on objects, pushes '
+            'starting near them (the trainer uses the same mask); false = plain argmax as VPG',
+            boolean)),
+        ('action_mask_min_height', 0.01, _descriptor(
+            'metres; heightmap cells higher than this are objects for the action mask', double,
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
+        ('action_mask_push_margin', 0.03, _descriptor(
+            'metres around objects where a push may start', double,
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=0.5)])),
+        ('action_mask_grasp_margin', 0.004, _descriptor(
+            'metres around objects where a grasp may be centred', double,
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=0.5)])),
         ('push_length', 0.1, _descriptor(
             'metres; push length drawn in heatmaps and markers (the executor owns the real one)',
             double, floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
@@ -113,6 +131,12 @@ def declare_parameters(node):
         raise ValueError(f'unknown variant {params.variant!r} (known: {variants()})')
     Exploration(params.exploration)
     return params
+
+
+def action_mask_of(params):
+    """Build the ActionMask the parameters describe."""
+    return ActionMask(params.action_mask, params.action_mask_min_height,
+                      params.action_mask_grasp_margin, params.action_mask_push_margin)
 
 
 def resolve_device(choice):
@@ -156,7 +180,7 @@ class PolicyNode(Node):
         self._rng = np.random.default_rng(self._params.seed)
         model, self._version = self._initial_model()
         self._policy = Policy(model, self._params.exploration,
-                              self._params.exploration_min_height)
+                              self._params.exploration_min_height, action_mask_of(self._params))
         self._lock = threading.Lock()  # held while a decision runs; the swap takes it
 
         self._decide_group = MutuallyExclusiveCallbackGroup()
@@ -313,7 +337,8 @@ class PolicyNode(Node):
                             f'{self._version} arrived first')
                 return
             self._policy = Policy(model, self._params.exploration,
-                                  self._params.exploration_min_height)
+                                  self._params.exploration_min_height,
+                                  action_mask_of(self._params))
             self._version = msg.version
         log.info(f'now serving weights version {msg.version} (sha256 {loaded.sha256[:12]})')
 

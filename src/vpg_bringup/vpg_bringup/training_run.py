@@ -1,0 +1,290 @@
+"""
+`make train`: the whole learning loop, headless, in the MuJoCo cell.
+
+Starts the training graph (sim, heightmap, policy, executor with exploration, trainer: separate
+ROS 2 processes; several cells with --cells), then, per cell, runs episodes as another ROS system
+would: reset the scene with 10 random objects, send /pick_all with the exploration schedule,
+and start a new episode when the table is clear or the robot is stuck (more than 10 actions
+without a change), until the run has taken --actions actions. Prints progress (actions, grasp
+success over the last 200 grasps, push success, epsilon, loss, actions/s) and keeps the run
+folder up to date: checkpoints/ and replay.sqlite (the trainer's), metrics.csv, curve.png and
+run.json. Starting again on the same folder resumes the run.
+
+    python -m vpg_bringup.training_run --run-dir runs/vpg --actions 1500 [--seed 0] [--cells 1]
+"""
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+import shlex
+import sys
+import threading
+import time
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from vpg_interfaces.action import PickAll
+from vpg_interfaces.msg import TrainerStatus
+from vpg_interfaces.srv import ChoosePrimitive
+from vpg_trainer.checkpoints import CheckpointStore
+from vpg_trainer.online import initial_checkpoint, TrainerConfig
+from vpg_trainer.progress import (ActionRow, epsilon_schedule, MetricsCsv, plot_curves,
+                                  read_rows, TrainingProgress)
+
+from vpg_bringup.graph import training_graph
+from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
+from vpg_bringup.ros_domain import isolate
+from vpg_bringup.runner import GraphRunner, NodeDied
+
+PRIMITIVES = {0: 'push', 1: 'grasp'}
+# An episode that fails for a reason other than the robot's (perception, policy) is retried
+# with a new scene; this many in a row end the run.
+MAX_FAILED_EPISODES = 5
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--run-dir', required=True, help='run folder (resumed when it exists)')
+    parser.add_argument('--actions', type=int, default=1500, help='total training actions')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cells', type=int, default=1, help='MuJoCo cells feeding the trainer')
+    parser.add_argument('--objects', type=int, default=10, help='random objects per episode')
+    parser.add_argument('--max-failures', type=int, default=10,
+                        help='actions without change that end an episode (VPG: 10)')
+    parser.add_argument('--gamma', type=float, default=None, help='override (0 = myopic)')
+    parser.add_argument('--grasp-only', action='store_true',
+                        help='push disabled (the grasping-only ablation)')
+    parser.add_argument('--variant', default=None, help='Q-network variant of a fresh run')
+    parser.add_argument('--device', default='cpu', help='policy and trainer device')
+    parser.add_argument('--trainer-param', action='append', default=[], metavar='NAME=VALUE',
+                        help='extra trainer parameter (repeatable)')
+    parser.add_argument('--episode-timeout', type=float, default=1800.0)
+    return parser.parse_args(argv)
+
+
+def parse_value(text):
+    """Read NAME=VALUE values as YAML would: numbers, booleans, else strings."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ('true', 'false'):
+        return text.lower() == 'true'
+    return text
+
+
+class StatusWatcher:
+    """Keeps the newest TrainerStatus (loss, updates, weights version) from the trainer."""
+
+    def __init__(self, node):
+        self.latest = TrainerStatus(loss=math.nan)
+        node.create_subscription(TrainerStatus, '/trainer_status', self._on_status, 10)
+
+    def _on_status(self, msg):
+        self.latest = msg
+
+
+class TrainingRun:
+    """Drives the episodes of one run over a started graph and records its progress."""
+
+    def __init__(self, args, node, runner, run_dir):
+        self.args = args
+        self.node = node
+        self.runner = runner
+        self.run_dir = Path(run_dir)
+        rows = read_rows(self.run_dir / 'metrics.csv')
+        self.progress = TrainingProgress()
+        self.progress.restore(rows)
+        self.episode = max((int(r['episode']) for r in rows), default=0)
+        self.wall_before = float(rows[-1]['wall_s']) if rows else 0.0
+        self.csv = MetricsCsv(self.run_dir / 'metrics.csv')
+        self.status = StatusWatcher(node)
+        self.lock = threading.Lock()
+        self.start = time.monotonic()
+        self.start_actions = self.progress.actions
+        self.stop = threading.Event()
+
+    def wall_s(self):
+        return self.wall_before + time.monotonic() - self.start
+
+    def on_step(self, step):
+        with self.lock:
+            if self.progress.actions >= self.args.actions:
+                return
+            primitive = PRIMITIVES.get(step.primitive, 'push')
+            epsilon = epsilon_schedule(self.progress.actions)
+            self.progress.add(primitive, step.grasp_success, step.push_changed)
+            elapsed = time.monotonic() - self.start
+            rate = (self.progress.actions - self.start_actions) / max(elapsed, 1e-6)
+            status = self.status.latest
+            row = ActionRow(
+                action=self.progress.actions, episode=self.episode, primitive=primitive,
+                reward=round(float(step.reward), 3), grasp_success=bool(step.grasp_success),
+                push_changed=bool(step.push_changed), epsilon=round(epsilon, 4),
+                grasp_success_rate=self.progress.grasp_success_rate,
+                push_success_rate=self.progress.push_success_rate,
+                grasp_attempts=self.progress.grasp_attempts,
+                push_attempts=self.progress.push_attempts, loss=float(status.loss),
+                updates=int(status.updates), weights_version=int(step.weights_version),
+                wall_s=round(self.wall_s(), 1), actions_per_s=round(rate, 3))
+            self.csv.append(row)
+            if row.action % 10 == 0 or row.action == self.args.actions:
+                print(f'action {row.action:5d}/{self.args.actions}  episode {row.episode:4d}  '
+                      f'grasp {_pct(row.grasp_success_rate)} ({row.grasp_attempts})  '
+                      f'push {_pct(row.push_success_rate)} ({row.push_attempts})  '
+                      f'eps {epsilon:.3f}  loss {row.loss:.4f}  updates {row.updates}  '
+                      f'weights v{row.weights_version}  {rate:.2f} actions/s', flush=True)
+                plot_curves(self.run_dir / 'metrics.csv', self.run_dir / 'curve.png',
+                            title=f'Training in the MuJoCo cell ({self.run_dir.name})')
+
+    def remaining(self):
+        with self.lock:
+            return self.args.actions - self.progress.actions
+
+    def cell_loop(self, client, cell_index):
+        """Run episodes on one cell until the run has its actions (or stop is set)."""
+        failed = 0
+        allowed = (ChoosePrimitive.Request.GRASP_ONLY if self.args.grasp_only
+                   else ChoosePrimitive.Request.ALLOW_BOTH)
+        while not self.stop.is_set() and self.remaining() > 0:
+            with self.lock:
+                self.episode += 1
+                episode = self.episode
+            seed = self.args.seed * 100000 + episode * 10 + cell_index
+            client.reset_scene(num_objects=self.args.objects, seed=seed)
+            goal = PickAll.Goal(max_actions=max(self.remaining(), 1),
+                                max_consecutive_failures=self.args.max_failures, explore=True,
+                                epsilon=-1.0, allowed=allowed)
+            log = client.run(goal, self.args.episode_timeout, on_feedback=self.on_step,
+                             count_objects=False)
+            print(f'episode {episode} (cell {cell_index}, scene seed {seed}): {log.reason} '
+                  f'({log.actions} actions, {log.grasp_successes}/{log.grasp_attempts} grasps)',
+                  flush=True)
+            ok = log.reason_code in (PickAll.Result.TABLE_CLEARED, PickAll.Result.MAX_ACTIONS,
+                                     PickAll.Result.TOO_MANY_FAILURES)
+            failed = 0 if ok else failed + 1
+            if failed >= MAX_FAILED_EPISODES:
+                raise RuntimeError(f'{failed} episodes in a row failed; last: {log.reason}')
+
+    def close(self):
+        self.csv.close()
+
+
+def _pct(value):
+    return '  n/a' if math.isnan(value) else f'{100 * value:4.1f}%'
+
+
+def write_run_json(run_dir, args, argv, progress, wall_s):
+    info = {
+        'command': 'python -m vpg_bringup.training_run ' + shlex.join(argv),
+        'seed': args.seed, 'cells': args.cells, 'actions': progress.actions,
+        'grasp_success_last200': progress.grasp_success_rate,
+        'push_success_last200': progress.push_success_rate,
+        'grasp_attempts': progress.grasp_attempts, 'push_attempts': progress.push_attempts,
+        'wall_minutes': round(wall_s / 60.0, 1),
+    }
+    latest = CheckpointStore(Path(run_dir) / 'checkpoints').latest()
+    if latest is not None:
+        info.update(weights_version=latest.version, weights=latest.weights,
+                    sha256=latest.sha256, updates=latest.updates)
+    (Path(run_dir) / 'run.json').write_text(json.dumps(info, indent=2) + '\n')
+    return info
+
+
+def trainer_parameters(args):
+    params = {}
+    if args.gamma is not None:
+        params['gamma'] = args.gamma
+    if args.variant:
+        params['variant'] = args.variant
+    params['device'] = args.device
+    for item in args.trainer_param:
+        name, _, value = item.partition('=')
+        params[name] = parse_value(value)
+    return params
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if 'ROS_DOMAIN_ID' not in os.environ:
+        print(f'train: ROS_DOMAIN_ID={isolate()}')
+    run_dir = os.path.abspath(args.run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    params = trainer_parameters(args)
+    latest = initial_checkpoint(TrainerConfig(run_dir=run_dir, seed=args.seed,
+                                              variant=params.get('variant', 'vpg')))
+    done = len(read_rows(os.path.join(run_dir, 'metrics.csv')))
+    if done >= args.actions:
+        print(f'train: {run_dir} already has {done} actions (asked {args.actions})')
+    print(f'train: run {run_dir}, resuming at action {done}, weights v{latest.version}')
+    graph = training_graph(run_dir, cells=args.cells, seed=args.seed, num_objects=args.objects,
+                           weights=latest.weights, device=args.device, start_step=done,
+                           trainer_parameters=params, policy_parameters={'torch_threads': 1,
+                                                              'publish_heatmaps': False})
+    log = open(os.path.join(run_dir, 'nodes.log'), 'a')
+    runner = GraphRunner(graph, output=log, stop_timeout=60.0)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('training_run', context=context)
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    status = 1
+    run = TrainingRun(args, node, runner, run_dir)
+    try:
+        runner.start()
+        spinner.start()
+        namespaces = [f'cell{k}' if args.cells > 1 else '' for k in range(args.cells)]
+        clients = [PickAllClient(node, runner, ns) for ns in namespaces]
+        for client in clients:
+            client.wait_ready(180.0)
+        threads = []
+        errors = []
+
+        def work(client, k):
+            try:
+                run.cell_loop(client, k)
+            except (NodeDied, TimeoutError, PickAllClientError, RuntimeError) as error:
+                errors.append(error)
+                run.stop.set()
+
+        for k, client in enumerate(clients):
+            thread = threading.Thread(target=work, args=(client, k), daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=1.0)
+                runner.check()
+        if errors:
+            raise errors[0]
+        status = 0
+    except (NodeDied, TimeoutError, PickAllClientError, RuntimeError) as error:
+        print(f'train: failed: {error}', file=sys.stderr)
+    except KeyboardInterrupt:
+        print('train: interrupted; run again with the same --run-dir to resume',
+              file=sys.stderr)
+        run.stop.set()
+    finally:
+        runner.stop()  # the trainer writes its last checkpoint on SIGTERM
+        info = write_run_json(run_dir, args, argv, run.progress, run.wall_s())
+        if run.progress.actions:
+            plot_curves(Path(run_dir) / 'metrics.csv', Path(run_dir) / 'curve.png',
+                        title=f'Training in the MuJoCo cell ({Path(run_dir).name})')
+        run.close()
+        log.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    print(f'train: {info["actions"]} actions, grasp success (last 200) '
+          f'{_pct(info["grasp_success_last200"])}, {info["wall_minutes"]} min; '
+          f'see {run_dir}/curve.png')
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())

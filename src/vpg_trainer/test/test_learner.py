@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+from synthetic_transitions import transition
+import torch
+from vpg_policy.decision import ActionMask
+from vpg_policy.q_network import build_q_network, QNetworkConfig
+from vpg_trainer.learner import (compute_labels, executed_q, future_values, Learner,
+                                 LearnerConfig, record_changed, sample_prioritized)
+
+SMALL = QNetworkConfig(stem_channels=8, trunk_channels=12, feature_channels=8, head_channels=8)
+
+
+def small_model(seed=0):
+    return build_q_network('vpg', SMALL, seed=seed)
+
+
+def test_labels_follow_vpg_rule():
+    # reward + gamma * future; future dropped when nothing changed or the episode ended.
+    labels = compute_labels(rewards=[1.0, 0.5, 0.0, 0.0, 1.0],
+                            futures=[0.8, 0.6, 0.9, 0.9, 0.7],
+                            changed=[True, True, False, True, True],
+                            done=[False, False, False, False, True], gamma=0.5)
+    np.testing.assert_allclose(labels, [1.4, 0.8, 0.0, 0.45, 1.0])
+
+
+def test_myopic_labels_are_rewards():
+    labels = compute_labels([1.0, 0.5, 0.0], [3.0, 3.0, 3.0], [True] * 3, [False] * 3, 0.0)
+    np.testing.assert_allclose(labels, [1.0, 0.5, 0.0])
+
+
+def test_changed_counts_grasps_pushes_and_pixels():
+    rng = np.random.default_rng(0)
+    config = LearnerConfig(change_threshold=300)
+    base = {'grasp_success': False, 'push_changed': False, 'changed_pixels': 0}
+    assert not record_changed(transition(rng, **base), config)
+    assert record_changed(transition(rng, **{**base, 'grasp_success': True}), config)
+    assert record_changed(transition(rng, **{**base, 'push_changed': True}), config)
+    assert record_changed(transition(rng, **{**base, 'changed_pixels': 301}), config)
+    assert not record_changed(transition(rng, **{**base, 'changed_pixels': 300}), config)
+
+
+def test_labels_use_the_network_future_on_hand_made_transitions():
+    rng = np.random.default_rng(1)
+    model = small_model()
+    learner = Learner(model, LearnerConfig(gamma=0.5))
+    records = [transition(rng, reward=1.0, grasp_success=True, primitive=1),
+               transition(rng, reward=0.0, grasp_success=False, push_changed=False,
+                          changed_pixels=0, primitive=1),
+               transition(rng, reward=0.5, push_changed=True, primitive=0, episode_done=True)]
+    futures = future_values(model, records, ActionMask())
+    labels = learner.labels(records)
+    np.testing.assert_allclose(labels, [1.0 + 0.5 * futures[0], 0.0, 0.5], rtol=1e-5)
+
+
+def test_future_is_zero_without_objects_and_masked_otherwise():
+    rng = np.random.default_rng(2)
+    model = small_model()
+    empty = transition(rng)
+    empty.height_after = np.zeros_like(empty.height_after)
+    full = transition(rng)
+    values = future_values(model, [empty, full], ActionMask())
+    assert values[0] == 0.0
+    unmasked = future_values(model, [full], ActionMask(enabled=False))
+    assert values[1] <= unmasked[0] + 1e-6  # a max over fewer pixels
+
+
+def test_loss_only_reaches_the_executed_pixel_and_rotation():
+    rng = np.random.default_rng(3)
+    model = small_model()
+    record = transition(rng, primitive=1)
+    q = executed_q(model, [record])
+    with torch.no_grad():
+        maps = model(model.preprocess(record.color_before, record.height_before))
+    expected = maps.grasp[0, record.rotation_index, record.row, record.col]
+    assert torch.allclose(q[0], expected, atol=1e-5)
+
+
+def test_training_on_a_fixed_set_lowers_the_loss():
+    rng = np.random.default_rng(4)
+    records = [transition(rng) for _ in range(24)]
+    torch.manual_seed(0)
+    learner = Learner(small_model(seed=1), LearnerConfig(gamma=0.0, learning_rate=2e-3,
+                                                         batch_size=8))
+
+    def mean_loss():
+        with torch.no_grad():
+            predicted = executed_q(learner.model, records).numpy()
+        labels = np.array([r.reward for r in records])
+        return float(np.mean((predicted - labels) ** 2))
+
+    before = mean_loss()
+    for step in range(60):
+        batch = [records[(step * 8 + k) % len(records)] for k in range(8)]
+        result = learner.update(batch)
+        assert np.isfinite(result.loss)
+    after = mean_loss()
+    assert after < 0.5 * before, (before, after)
+
+
+def test_nan_loss_is_refused_and_weights_untouched():
+    rng = np.random.default_rng(5)
+    learner = Learner(small_model(), LearnerConfig())
+    record = transition(rng, reward=float('nan'))
+    before = [p.detach().clone() for p in learner.model.parameters()]
+    with pytest.raises(FloatingPointError):
+        learner.update([record])
+    for old, new in zip(before, learner.model.parameters()):
+        assert torch.equal(old, new)
+
+
+def test_prioritized_sampling_prefers_surprise_and_excludes():
+    rng = np.random.default_rng(6)
+    priorities = np.array([0.01, 0.01, 10.0, 0.01])
+    counts = np.zeros(4)
+    for _ in range(300):
+        picked, weights = sample_prioritized(priorities, 1, 1.0, 0.4, rng)
+        counts[picked] += 1
+        assert weights.max() == pytest.approx(1.0)
+    assert counts[2] > 250
+    picked, _ = sample_prioritized(priorities, 3, 1.0, 0.4, rng, exclude=[2])
+    assert sorted(picked.tolist()) == [0, 1, 3]

@@ -1,0 +1,268 @@
+"""
+ROS 2 node `trainer`: learns online from the executors' transitions.
+
+Subscribes ``transitions`` (vpg_interfaces/Transition, reliable, deep queue) and stores each
+one durably in the run folder's replay store; ``trainer_status`` (vpg_interfaces/TrainerStatus)
+is published after every stored transition, and its `transitions_stored` count is the
+acknowledgement. A training thread updates the network while transitions keep arriving;
+every `checkpoint_every` updates it writes new weights atomically and announces them on
+``model_updates`` (vpg_interfaces/ModelUpdate), which policy nodes swap in live.
+
+The learning itself is vpg_trainer.online / learner (no ROS); this file converts messages and
+runs threads.
+"""
+
+import signal
+import sys
+import threading
+
+from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from vpg_interfaces.msg import ModelUpdate, TrainerStatus, Transition
+from vpg_perception.conversions import heightmap_from_msg
+from vpg_policy.decision import ActionMask
+from vpg_policy.weights import WeightsError
+
+from vpg_trainer.learner import LearnerConfig
+from vpg_trainer.online import OnlineTrainer, set_torch_threads, TrainerConfig
+from vpg_trainer.replay import ReplayError, TransitionRecord
+
+# Deep and reliable: no transition may be dropped while the trainer is busy.
+TRANSITION_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.VOLATILE,
+                            history=HistoryPolicy.KEEP_LAST)
+UPDATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+_L, _M = LearnerConfig(), ActionMask()
+PARAMETERS = [
+    # name, default, description
+    ('run_dir', '', 'Run folder: replay.sqlite and checkpoints/ (an existing one is resumed)'),
+    ('replay_capacity', 20000, 'Transitions kept on disk; beyond it the oldest are dropped'),
+    ('checkpoint_every', 20, 'Updates between new weights (each is announced as a ModelUpdate)'),
+    ('keep_checkpoints', 5, 'Weight files kept in checkpoints/'),
+    ('max_updates_per_transition', 4.0,
+     'Updates pause when updates >= this x transitions stored (0 = never pause)'),
+    ('min_transitions', 2, 'Stored transitions before the first update'),
+    ('future_refresh', 100, "Updates after which a replayed transition's future max Q is "
+     'recomputed'),
+    ('variant', 'vpg', 'Q-network variant of a fresh run'),
+    ('seed', 0, 'Seed of the initial weights of a fresh run and of replay sampling'),
+    ('initial_weights', '', 'Weights a fresh run starts from; empty = random initialisation'),
+    ('device', 'cpu', "'cpu' or 'cuda'"),
+    ('torch_threads', 1, 'CPU threads for training; 0 = torch default'),
+    ('inline_weights', False, 'Send the weights bytes inside ModelUpdate (no shared disk)'),
+    ('log_every', 20, 'Updates between progress log lines'),
+    ('gamma', _L.gamma, 'Future discount (VPG 0.5; 0 = myopic)'),
+    ('optimizer', _L.optimizer, "'adam' or 'sgd' (VPG: SGD, momentum 0.9)"),
+    ('learning_rate', _L.learning_rate, 'Optimiser learning rate'),
+    ('momentum', _L.momentum, 'SGD momentum'),
+    ('weight_decay', _L.weight_decay, 'L2 weight decay'),
+    ('batch_size', _L.batch_size, 'Transitions per update (newest untrained first)'),
+    ('huber_delta', _L.huber_delta, 'Huber loss transition point'),
+    ('priority_alpha', _L.priority_alpha, 'Prioritised replay exponent (0 = uniform)'),
+    ('priority_beta', _L.priority_beta, 'Importance-weight exponent'),
+    ('priority_epsilon', _L.priority_epsilon, 'Added to |Q - label| for the priority'),
+    ('change_threshold', _L.change_threshold, 'Changed pixels above which an action changed '
+     'the scene (the executor uses the same)'),
+    ('grad_clip', _L.grad_clip, 'Gradient norm clip (0 = none)'),
+    ('action_mask', _M.enabled, "Future max over the policy's action mask (keep equal to it)"),
+    ('action_mask_min_height', _M.min_object_height, 'Object height for the mask, m'),
+    ('action_mask_push_margin', _M.push_margin, 'Push margin around objects, m'),
+    ('action_mask_grasp_margin', _M.grasp_margin, 'Grasp margin around objects, m'),
+]
+
+
+def declare_parameters(node):
+    """Declare every parameter on node; return (TrainerConfig, other values)."""
+    values = {}
+    for name, default, description in PARAMETERS:
+        node.declare_parameter(name, default, ParameterDescriptor(description=description))
+        values[name] = node.get_parameter(name).value
+    return build_config(values), values
+
+
+def build_config(values):
+    """Turn parameter values (defaults filled in) into a TrainerConfig; ValueError if invalid."""
+    v = {name: default for name, default, _ in PARAMETERS}
+    v.update(values)
+    if not v['run_dir']:
+        raise ValueError('parameter run_dir is required (the folder of the training run)')
+    if v['device'] not in ('cpu', 'cuda'):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {v['device']!r}")
+    mask = ActionMask(bool(v['action_mask']), float(v['action_mask_min_height']),
+                      float(v['action_mask_grasp_margin']),
+                      float(v['action_mask_push_margin']))
+    learner = LearnerConfig(
+        gamma=float(v['gamma']), optimizer=v['optimizer'],
+        learning_rate=float(v['learning_rate']), momentum=float(v['momentum']),
+        weight_decay=float(v['weight_decay']), batch_size=int(v['batch_size']),
+        huber_delta=float(v['huber_delta']), priority_alpha=float(v['priority_alpha']),
+        priority_beta=float(v['priority_beta']), priority_epsilon=float(v['priority_epsilon']),
+        change_threshold=int(v['change_threshold']), grad_clip=float(v['grad_clip']),
+        mask=mask)
+    return TrainerConfig(
+        run_dir=v['run_dir'], replay_capacity=int(v['replay_capacity']),
+        checkpoint_every=int(v['checkpoint_every']),
+        keep_checkpoints=int(v['keep_checkpoints']),
+        max_updates_per_transition=float(v['max_updates_per_transition']),
+        min_transitions=int(v['min_transitions']),
+        future_refresh=int(v['future_refresh']), variant=v['variant'], seed=int(v['seed']),
+        initial_weights=v['initial_weights'], device=v['device'], learner=learner)
+
+
+def record_from_msg(msg):
+    """Convert a Transition message to a TransitionRecord; ValueError naming what is wrong."""
+    try:
+        color_before, height_before, grid = heightmap_from_msg(msg.heightmap_before)
+    except ValueError as error:
+        raise ValueError(f'heightmap_before: {error}') from error
+    try:
+        color_after, height_after, _ = heightmap_from_msg(msg.heightmap_after)
+    except ValueError as error:
+        raise ValueError(f'heightmap_after: {error}') from error
+    action = msg.action
+    if action.num_rotations == 0:
+        raise ValueError('action.num_rotations is 0 (action missing?)')
+    stamp = msg.header.stamp
+    return TransitionRecord(
+        color_before=color_before, height_before=height_before, color_after=color_after,
+        height_after=height_after, primitive=int(action.primitive),
+        rotation_index=int(action.rotation_index), num_rotations=int(action.num_rotations),
+        row=int(action.row), col=int(action.col), reward=float(msg.reward),
+        grasp_success=bool(msg.grasp_success), push_changed=bool(msg.push_changed),
+        changed_pixels=int(msg.changed_pixels), episode_done=bool(msg.episode_done),
+        exploratory=bool(action.exploratory), q_value=float(action.q_value),
+        weights_version=int(msg.weights_version), cell_name=msg.cell_name,
+        episode_id=int(msg.episode_id), step=int(msg.step),
+        stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),
+        grid={'x_min': grid.x_min, 'x_max': grid.x_max, 'y_min': grid.y_min,
+              'y_max': grid.y_max, 'z_min': grid.z_min, 'z_max': grid.z_max,
+              'resolution': grid.resolution})
+
+
+class TrainerNode(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('trainer', **kwargs)
+        config, self.values = declare_parameters(self)
+        set_torch_threads(int(self.values['torch_threads']))
+        self.core = OnlineTrainer(config)
+        self._received = 0
+        self._rejected = 0
+        self._last_error = ''
+        self._status_lock = threading.Lock()
+        self._update_pub = self.create_publisher(ModelUpdate, 'model_updates', UPDATE_QOS)
+        self._status_pub = self.create_publisher(TrainerStatus, 'trainer_status', 10)
+        self.create_subscription(Transition, 'transitions', self._on_transition,
+                                 TRANSITION_QOS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._train_loop, name='trainer_learn',
+                                        daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f'trainer ready: run {config.run_dir}, {len(self.core.replay)} transitions, '
+            f'weights version {self.core.version}, {self.core.updates} updates so far')
+
+    # --- transitions ------------------------------------------------------------------------
+    def _on_transition(self, msg):
+        self._received += 1
+        try:
+            record = record_from_msg(msg)
+            self.core.add(record)
+        except (ValueError, ReplayError) as error:
+            self._rejected += 1
+            self._last_error = (f'rejected transition {msg.cell_name or "?"}/'
+                                f'{msg.episode_id}/{msg.step}: {error}')
+            self.get_logger().error(self._last_error, throttle_duration_sec=5.0)
+        self.publish_status()
+
+    def publish_status(self):
+        with self._status_lock:
+            msg = TrainerStatus(
+                transitions_received=self._received,
+                transitions_stored=self.core.stored_total(),
+                transitions_rejected=self._rejected, replay_size=len(self.core.replay),
+                updates=self.core.updates, loss=self.core.mean_loss(),
+                weights_version=self.core.version, last_error=self._last_error)
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self._status_pub.publish(msg)
+
+    # --- learning ---------------------------------------------------------------------------
+    def _train_loop(self):
+        log_every = max(int(self.values['log_every']), 1)
+        while not self._stop.is_set():
+            try:
+                result = self.core.train_step()
+            except (FloatingPointError, RuntimeError, ValueError, KeyError) as error:
+                self._last_error = f'update failed: {error}'
+                self.get_logger().error(self._last_error, throttle_duration_sec=5.0)
+                self._stop.wait(1.0)
+                continue
+            if result is None:
+                self._stop.wait(0.05)
+                continue
+            if self.core.updates % log_every == 0:
+                self.get_logger().info(
+                    f'update {self.core.updates}: loss {self.core.mean_loss():.4f}, replay '
+                    f'{len(self.core.replay)}, weights v{self.core.version}')
+            if self.core.checkpoint_due():
+                self.checkpoint()
+
+    def checkpoint(self):
+        """Write the next weights version and announce it (no-op without new updates)."""
+        try:
+            saved = self.core.save_checkpoint()
+        except (OSError, WeightsError) as error:
+            self._last_error = f'checkpoint failed: {error}'
+            self.get_logger().error(self._last_error)
+            return None
+        if saved is None:
+            return None
+        msg = ModelUpdate(version=saved.version, sha256=saved.sha256, uri=saved.weights,
+                          variant=self.core.model.variant)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        if self.values['inline_weights']:
+            with open(saved.weights, 'rb') as handle:
+                msg.data = list(handle.read())
+        self._update_pub.publish(msg)
+        self.publish_status()
+        self.get_logger().info(f'weights v{saved.version} after {saved.updates} updates '
+                               f'(loss {self.core.mean_loss():.4f})')
+        return saved
+
+    def close(self):
+        """Stop learning, write a last checkpoint, close the store."""
+        self._stop.set()
+        self._thread.join(timeout=60.0)
+        self.checkpoint()
+        self.core.close()
+
+
+def main(args=None):
+    stop = threading.Event()
+    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            node = TrainerNode()
+        except (ValueError, ReplayError, WeightsError, OSError) as error:
+            rclpy.logging.get_logger('trainer').fatal(f'cannot start: {error}')
+            return 1
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, name='trainer_executor', daemon=True)
+        spinner.start()
+        while spinner.is_alive() and not stop.wait(timeout=0.5):
+            pass
+        node.close()
+        executor.shutdown(timeout_sec=5.0)
+        node.destroy_node()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
