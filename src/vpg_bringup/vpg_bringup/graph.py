@@ -111,3 +111,133 @@ def _camera_topics(ns):
               '/camera/camera/aligned_depth_to_color/image_raw',
               '/camera/camera/aligned_depth_to_color/camera_info')
     return tuple((topic, f'{ns}{topic}') for topic in topics)
+
+
+def recorder_spec(path, namespace=''):
+    """
+    Describe the MCAP recorder (`record`) writing `path`, in `namespace` ('cell0' or '/cell0').
+
+    Its default topics are relative, so in a cell's namespace it records that cell.
+    """
+    ns = namespace if not namespace or namespace.startswith('/') else f'/{namespace}'
+    return NodeSpec('vpg_bringup', 'record', 'recorder', ns,
+                    parameters={'path': os.path.abspath(path)})
+
+
+ROBOT_MODELS = ('ur5', 'ur5e')
+"""UR types the executor's kinematics know and ur_robot_driver can drive."""
+MOTION_BACKENDS = ('moveit', 'joint_trajectory')
+
+
+def real_graph(calibration_file, weights='', device='auto', motion_backend='moveit',
+               ur_type='ur5', trainer=False, run_dir='', extra=()):
+    """
+    Describe our nodes in the robot cell: heightmap, policy, executor and optionally the trainer.
+
+    The drivers (ur_robot_driver, realsense2_camera, the Robotiq gripper controller, MoveIt)
+    are started by launch/real.launch.py; parameter values come from config/real.yaml and the
+    arguments override them. The trainer (run folder `run_dir`) learns from the executor's
+    transitions and sends the policy new weights. Raises ValueError without a calibration
+    file, for an arm or motion backend the executor cannot drive, or a trainer without run_dir.
+    """
+    if not calibration_file:
+        raise ValueError('the robot cell needs calibration_file: the camera calibration YAML '
+                         'written by `ros2 run vpg_executor calibrate`')
+    _check_choice('ur_type', ur_type, ROBOT_MODELS)
+    _check_choice('motion_backend', motion_backend, MOTION_BACKENDS)
+    _check_run_dir(trainer, run_dir)
+    nodes = [
+        NodeSpec('vpg_perception', 'heightmap', 'heightmap', '', ('real.yaml',),
+                 {'calibration_file': calibration_file}),
+        NodeSpec('vpg_policy', 'policy', 'policy', '', ('real.yaml',),
+                 {'weights_path': weights, 'device': device}),
+        NodeSpec('vpg_executor', 'executor', 'executor', '', ('real.yaml',),
+                 {'motion_backend': motion_backend, 'robot.model': ur_type}),
+    ]
+    if trainer:
+        nodes.append(trainer_spec(parameters={'run_dir': run_dir}))
+    return nodes + list(extra)
+
+
+def gazebo_graph(calibration_file='', weights='', device='auto', ur_type='ur5', trainer=True,
+                 run_dir='', extra=()):
+    """
+    Describe our nodes and the trainer in the Gazebo cell (launch/gazebo.launch.py).
+
+    Every node runs on Gazebo's /clock. Parameter values come from config/gazebo.yaml; the
+    camera calibration defaults to the true pose of the world file's camera. The trainer
+    (run folder `run_dir`, required with it) learns from the cell.
+    """
+    _check_choice('ur_type', ur_type, ROBOT_MODELS)
+    _check_run_dir(trainer, run_dir)
+    common = {'use_sim_time': True}
+    nodes = [
+        NodeSpec('vpg_perception', 'heightmap', 'heightmap', '', ('gazebo.yaml',),
+                 {**common, 'calibration_file': calibration_file or gazebo_calibration_file()}),
+        NodeSpec('vpg_policy', 'policy', 'policy', '', ('gazebo.yaml',),
+                 {**common, 'weights_path': weights, 'device': device}),
+        NodeSpec('vpg_executor', 'executor', 'executor', '', ('gazebo.yaml',),
+                 {**common, 'robot.model': ur_type}),
+    ]
+    if trainer:
+        nodes.append(trainer_spec(parameters={**common, 'run_dir': run_dir}))
+    return nodes + list(extra)
+
+
+def gazebo_calibration_file():
+    """Return the path of the Gazebo camera's true calibration, installed with vpg_bringup."""
+    from ament_index_python.packages import get_package_share_directory
+    return os.path.join(get_package_share_directory('vpg_bringup'), 'config', 'calibration',
+                        'gazebo_camera.yaml')
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f'{name} must be one of {", ".join(choices)}, got {value!r}')
+
+
+def _check_run_dir(trainer, run_dir):
+    if trainer and not run_dir:
+        raise ValueError('the trainer needs run_dir: the folder of the training run')
+
+
+def trainer_spec(namespace='', parameters=None):
+    """Describe the trainer node (config/trainer.yaml, then `parameters`)."""
+    ns = namespace if not namespace or namespace.startswith('/') else f'/{namespace}'
+    return NodeSpec('vpg_trainer', 'trainer', 'trainer', ns, ('trainer.yaml',),
+                    dict(parameters or {}))
+
+
+def training_graph(run_dir, cells=1, seed=0, num_objects=10, weights='', device='auto',
+                   start_step=0, trainer_parameters=None, policy_parameters=None):
+    """
+    Describe a training run: `cells` MuJoCo cells feeding one trainer.
+
+    One cell runs in the root namespace; with several, cell k runs in /cell<k> and its
+    executor's transitions and its policy's model updates are remapped onto the root
+    `/transitions` and `/model_updates`, so one trainer learns from all and every policy
+    receives every new version. start_step: actions already taken (resumes the exploration
+    schedule).
+    """
+    if cells < 1:
+        raise ValueError(f'cells must be >= 1, got {cells}')
+    nodes = []
+    for k in range(cells):
+        cell = f'cell{k}' if cells > 1 else ''
+        ns = namespaced(cell)
+        for spec in sim_graph(cell=cell, seed=seed + 1000 * k, num_objects=num_objects,
+                              weights=weights, device=device):
+            remaps, params = spec.remappings, dict(spec.parameters)
+            if spec.executable == 'executor':
+                params['exploration.start_step'] = int(start_step)
+                if ns:
+                    remaps += (('transitions', '/transitions'),)
+            if spec.executable == 'policy':
+                params.update(policy_parameters or {})
+                if ns:
+                    remaps += (('model_updates', '/model_updates'),)
+            nodes.append(NodeSpec(spec.package, spec.executable, spec.name, spec.namespace,
+                                  spec.parameter_files, params, remaps, spec.command))
+    nodes.append(trainer_spec(parameters={'use_sim_time': True, 'run_dir': run_dir,
+                                          'seed': seed, **(trainer_parameters or {})}))
+    return nodes
