@@ -4,9 +4,11 @@
 Starts the MuJoCo graph (sim, heightmap, policy, executor) as separate ROS 2 processes through
 vpg_bringup's runner, sends one `/pick_all` goal from this process as another ROS system would,
 prints the feedback of every action and the result, and saves the Q heatmaps of each decision
-as PNG files.
+as PNG files. Unless --no-record, a recorder node writes heightmaps, Q heatmaps, action markers
+and transitions (with rewards) to <out>/demo.mcap (Foxglove, `ros2 bag`), read back at the end.
 
     python tools/demo.py [--seed 1] [--objects 10] [--max-actions 30] [--weights FILE]
+                         [--no-record]
 """
 
 import argparse
@@ -17,11 +19,13 @@ import threading
 import time
 
 import cv2
+from mcap.exceptions import McapError
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
-from vpg_bringup.graph import sim_graph
+from vpg_bringup.graph import recorder_spec, sim_graph
+from vpg_bringup.recording import summarize
 from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner, NodeDied
 from vpg_interfaces.action import PickAll
@@ -39,6 +43,8 @@ def parse_args(argv):
     parser.add_argument('--weights', default='', help='policy weights; empty = untrained')
     parser.add_argument('--out', default=str(ROOT / 'results' / 'demo'))
     parser.add_argument('--timeout', type=float, default=900.0, help='seconds for the goal')
+    parser.add_argument('--record', action=argparse.BooleanOptionalAction, default=True,
+                        help='write an MCAP recording to <out>/demo.mcap (default: on)')
     return parser.parse_args(argv)
 
 
@@ -73,8 +79,10 @@ def main(argv=None):
               'will not clear the table; it shows the whole loop running.')
     os.makedirs(args.out, exist_ok=True)
     log = open(os.path.join(args.out, 'nodes.log'), 'w')
-    runner = GraphRunner(sim_graph(seed=args.seed, num_objects=args.objects, weights=weights),
-                         output=log)
+    recording = os.path.join(args.out, 'demo.mcap')
+    extra = [recorder_spec(recording)] if args.record else []
+    runner = GraphRunner(sim_graph(seed=args.seed, num_objects=args.objects, weights=weights,
+                                   extra=extra), output=log)
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node('demo_client', context=context)
@@ -99,6 +107,8 @@ def main(argv=None):
             if time.monotonic() > deadline:
                 raise TimeoutError('pick_all server did not appear within 120 s')
             time.sleep(0.2)
+        if args.record:
+            wait_for_recorder(node, runner)
         print(f'demo: sending pick_all (max_actions={args.max_actions}) on a random '
               f'{args.objects}-object scene, seed {args.seed}')
 
@@ -133,7 +143,45 @@ def main(argv=None):
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
+    if args.record and not report_recording(recording):
+        status = 1
     return status
+
+
+def wait_for_recorder(node, runner, timeout=30.0, settle=1.0):
+    """
+    Wait until the graph shows the recorder subscribed to the policy's topics, plus `settle` s.
+
+    Those publishers keep only their last message and the subscriptions are volatile: what
+    the policy publishes before its publishers have matched the recorder is never recorded,
+    and the first decision follows the goal within a second or two.
+    """
+    topics = ('q_heatmaps/push', 'q_heatmaps/grasp', 'action_markers', 'heightmap')
+    deadline = time.monotonic() + timeout
+    while not all(node.count_publishers(topic) > 0 and any(
+            info.node_name == 'recorder' for info in node.get_subscriptions_info_by_topic(topic))
+            for topic in topics):
+        runner.check()
+        if time.monotonic() > deadline:
+            print(f'demo: the recorder is not yet subscribed after {timeout:.0f} s; the first '
+                  'decision may be missing from the recording', file=sys.stderr)
+            return
+        time.sleep(0.1)
+    time.sleep(settle)
+
+
+def report_recording(path):
+    """Print what the recording holds, read back and decoded; False if it is not whole."""
+    try:
+        summary = summarize(path, decode=True)
+    except (OSError, ValueError, McapError) as error:
+        print(f'demo: recording {path} cannot be read: {error}', file=sys.stderr)
+        return False
+    state = 'complete' if summary.complete else 'INCOMPLETE: the recorder did not finish it'
+    print(f'demo: recording {path} ({state}; profile {summary.profile!r}), messages per topic:')
+    for topic in sorted(summary.counts):
+        print(f'  {topic:20s} {summary.counts[topic]:5d}  {summary.types[topic]}')
+    return summary.complete
 
 
 def wait(future, runner, timeout):

@@ -71,18 +71,23 @@ def sim_graph(cell='', seed=0, num_objects=10, weights='', device='auto', real_t
     ns = namespaced(cell)
     common = {'use_sim_time': use_sim_time}
     camera = {'calibration_file': calibration_file or sim_calibration_file()}
+    # Each cell's simulator is the clock of that cell alone.
+    clock = (('/clock', f'{ns}/clock'),) if ns else ()
     nodes = [
         NodeSpec('vpg_sim', 'sim', 'sim', ns, ('sim.yaml',),
                  {**common, 'seed': seed, 'num_objects': num_objects,
-                  'real_time_factor': real_time_factor}, remappings=_driver_topics(ns)),
+                  'real_time_factor': real_time_factor},
+                 remappings=_driver_topics(ns) + clock),
         NodeSpec('vpg_perception', 'heightmap', 'heightmap', ns, ('sim.yaml',),
-                 {**common, **camera}, remappings=_camera_topics(ns)),
+                 {**common, **camera}, remappings=_camera_topics(ns) + clock),
         NodeSpec('vpg_executor', 'executor', 'executor', ns, ('sim.yaml',),
-                 {**common, 'cell_name': cell or 'cell0'}, remappings=_driver_topics(ns)),
+                 {**common, 'cell_name': cell or 'cell0'},
+                 remappings=_driver_topics(ns) + clock),
     ]
     if policy:
         nodes.insert(2, NodeSpec('vpg_policy', 'policy', 'policy', ns, ('sim.yaml',),
-                                 {**common, 'weights_path': weights, 'device': device}))
+                                 {**common, 'weights_path': weights, 'device': device},
+                                 remappings=clock))
     return nodes + list(extra)
 
 
@@ -238,6 +243,7 @@ def training_graph(run_dir, cells=1, seed=0, num_objects=10, weights='', device=
                     remaps += (('model_updates', '/model_updates'),)
             nodes.append(NodeSpec(spec.package, spec.executable, spec.name, spec.namespace,
                                   spec.parameter_files, params, remaps, spec.command))
-    nodes.append(trainer_spec(parameters={'use_sim_time': True, 'run_dir': run_dir,
-                                          'seed': seed, **(trainer_parameters or {})}))
+    # The trainer belongs to no cell: it keeps wall time.
+    nodes.append(trainer_spec(parameters={'run_dir': run_dir, 'seed': seed,
+                                          **(trainer_parameters or {})}))
     return nodes

@@ -25,6 +25,10 @@ import time
 
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
+from vpg_bringup.graph import training_graph
+from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
+from vpg_bringup.ros_domain import isolate
+from vpg_bringup.runner import GraphRunner, NodeDied
 from vpg_interfaces.action import PickAll
 from vpg_interfaces.msg import TrainerStatus
 from vpg_interfaces.srv import ChoosePrimitive
@@ -32,11 +36,6 @@ from vpg_trainer.checkpoints import CheckpointStore
 from vpg_trainer.online import initial_checkpoint, TrainerConfig
 from vpg_trainer.progress import (ActionRow, epsilon_schedule, MetricsCsv, plot_curves,
                                   read_rows, TrainingProgress)
-
-from vpg_bringup.graph import training_graph
-from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
-from vpg_bringup.ros_domain import isolate
-from vpg_bringup.runner import GraphRunner, NodeDied
 
 PRIMITIVES = {0: 'push', 1: 'grasp'}
 # An episode that fails for a reason other than the robot's (perception, policy) is retried
@@ -221,10 +220,10 @@ def main(argv=None):
     if done >= args.actions:
         print(f'train: {run_dir} already has {done} actions (asked {args.actions})')
     print(f'train: run {run_dir}, resuming at action {done}, weights v{latest.version}')
+    policy = {'torch_threads': 1, 'publish_heatmaps': False}
     graph = training_graph(run_dir, cells=args.cells, seed=args.seed, num_objects=args.objects,
                            weights=latest.weights, device=args.device, start_step=done,
-                           trainer_parameters=params, policy_parameters={'torch_threads': 1,
-                                                              'publish_heatmaps': False})
+                           trainer_parameters=params, policy_parameters=policy)
     log = open(os.path.join(run_dir, 'nodes.log'), 'a')
     runner = GraphRunner(graph, output=log, stop_timeout=60.0)
     context = rclpy.Context()

@@ -42,8 +42,9 @@ try:  # the real gripper controller's type; an identical copy where control_msgs
 except ImportError:
     from vpg_interfaces.action import GripperCommand
 
+# Transient local: a trainer that (re)starts late still receives the last 100 transitions.
 TRANSITION_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.VOLATILE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL,
                             history=HistoryPolicy.KEEP_LAST)
 
 

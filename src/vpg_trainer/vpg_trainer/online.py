@@ -101,16 +101,22 @@ class OnlineTrainer:
         return self.checkpoints.latest()
 
     def add(self, record):
-        """Validate and store a transition; return its replay id once it is on disk."""
+        """
+        Validate and store a transition; return its replay id once it is on disk.
+
+        None when the store already holds it (a redelivery after a restart).
+        """
         record.validate(self.model.num_rotations, self.model.input_multiple)
         new_id = self.replay.add(record)
+        if new_id is None:
+            return None
         with self._new_lock:
             self._new.append(new_id)
         return new_id
 
     def stored_total(self):
-        """Transitions ever stored in this run (ids grow by one per transition)."""
-        return self.replay.last_id()
+        """Transitions ever stored in this run (the acknowledged count)."""
+        return self.replay.stored_total()
 
     def can_update(self):
         stored = len(self.replay)

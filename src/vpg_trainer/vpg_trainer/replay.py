@@ -164,6 +164,11 @@ class ReplayStore:
             'CREATE TABLE IF NOT EXISTS transitions (id INTEGER PRIMARY KEY AUTOINCREMENT, '
             f'{columns}, height INTEGER, width INTEGER, grid TEXT, priority REAL, '
             'color_before BLOB, height_before BLOB, color_after BLOB, height_after BLOB)')
+        # One executed action is stored once, however often it is delivered.
+        self._db.execute('CREATE UNIQUE INDEX IF NOT EXISTS one_per_action ON transitions '
+                         '(cell_name, episode_id, step, stamp_ns)')
+        self._db.execute("INSERT OR IGNORE INTO meta SELECT 'stored_total', COUNT(*) "
+                         'FROM transitions')
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -178,6 +183,8 @@ class ReplayStore:
     def add(self, record, priority=None):
         """
         Store one transition durably; return its id once committed (the acknowledgement).
+
+        Returns None for a transition already stored (same cell, episode, step and stamp).
 
         priority: initial sampling priority; None = the current maximum (new transitions are
         seen soon, as prioritised replay does).
@@ -195,13 +202,19 @@ class ReplayStore:
             self._db.execute('BEGIN IMMEDIATE')
             try:
                 cursor = self._db.execute(
-                    f'INSERT INTO transitions ({", ".join(_COLUMNS)}, height, width, grid, '
-                    'priority, color_before, height_before, color_after, height_after) '
+                    f'INSERT OR IGNORE INTO transitions ({", ".join(_COLUMNS)}, height, width, '
+                    'grid, priority, color_before, height_before, color_after, height_after) '
                     f'VALUES ({placeholders})',
                     (*values, h, w, json.dumps(record.grid), float(priority), *blobs))
+                if cursor.rowcount == 0:
+                    self._db.execute('COMMIT')
+                    return None
                 new_id = cursor.lastrowid
+                self._db.execute("INSERT INTO meta VALUES ('stored_total', '1') ON CONFLICT(key) "
+                                 'DO UPDATE SET value = CAST(value AS INTEGER) + 1')
                 self._db.execute(
-                    'DELETE FROM transitions WHERE id <= ?', (new_id - self.capacity,))
+                    'DELETE FROM transitions WHERE id NOT IN (SELECT id FROM transitions '
+                    'ORDER BY id DESC LIMIT ?)', (self.capacity,))
                 self._db.execute('COMMIT')
             except BaseException:
                 self._db.execute('ROLLBACK')
@@ -220,6 +233,13 @@ class ReplayStore:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         ids, priorities = zip(*rows)
         return np.asarray(ids, np.int64), np.asarray(priorities, np.float64)
+
+    def stored_total(self):
+        """Transitions ever stored (dropped ones and redeliveries excluded), durable."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE key='stored_total'").fetchone()
+        return int(row[0]) if row else 0
 
     def last_id(self):
         """Id of the newest transition, 0 when empty."""

@@ -31,9 +31,11 @@ from vpg_trainer.learner import LearnerConfig
 from vpg_trainer.online import OnlineTrainer, set_torch_threads, TrainerConfig
 from vpg_trainer.replay import ReplayError, TransitionRecord
 
-# Deep and reliable: no transition may be dropped while the trainer is busy.
+# Deep and reliable: no transition may be dropped while the trainer is busy. Transient local,
+# like the executors' publishers: a restarted trainer receives what they published while it was
+# down (up to their history depth); the replay store drops the ones it already holds.
 TRANSITION_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.VOLATILE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL,
                             history=HistoryPolicy.KEEP_LAST)
 UPDATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -56,6 +58,7 @@ PARAMETERS = [
     ('torch_threads', 1, 'CPU threads for training; 0 = torch default'),
     ('inline_weights', False, 'Send the weights bytes inside ModelUpdate (no shared disk)'),
     ('log_every', 20, 'Updates between progress log lines'),
+    ('status_period', 1.0, 'Seconds between trainer_status messages when nothing happens'),
     ('gamma', _L.gamma, 'Future discount (VPG 0.5; 0 = myopic)'),
     ('optimizer', _L.optimizer, "'adam' or 'sgd' (VPG: SGD, momentum 0.9)"),
     ('learning_rate', _L.learning_rate, 'Optimiser learning rate'),
@@ -153,6 +156,7 @@ class TrainerNode(Node):
         self.core = OnlineTrainer(config)
         self._received = 0
         self._rejected = 0
+        self._duplicates = 0
         self._last_error = ''
         self._status_lock = threading.Lock()
         self._update_pub = self.create_publisher(ModelUpdate, 'model_updates', UPDATE_QOS)
@@ -163,6 +167,7 @@ class TrainerNode(Node):
         self._thread = threading.Thread(target=self._train_loop, name='trainer_learn',
                                         daemon=True)
         self._thread.start()
+        self.create_timer(float(self.values['status_period']), self.publish_status)
         self.get_logger().info(
             f'trainer ready: run {config.run_dir}, {len(self.core.replay)} transitions, '
             f'weights version {self.core.version}, {self.core.updates} updates so far')
@@ -172,7 +177,8 @@ class TrainerNode(Node):
         self._received += 1
         try:
             record = record_from_msg(msg)
-            self.core.add(record)
+            if self.core.add(record) is None:
+                self._duplicates += 1
         except (ValueError, ReplayError) as error:
             self._rejected += 1
             self._last_error = (f'rejected transition {msg.cell_name or "?"}/'

@@ -1,0 +1,51 @@
+"""`make train` end to end with two MuJoCo cells feeding one trainer (separate processes)."""
+
+import csv
+import json
+
+import pytest
+from vpg_bringup.graph import training_graph
+from vpg_bringup.training_run import main
+from vpg_trainer.replay import ReplayStore
+
+
+def test_two_cell_graph_shares_trainer_topics_and_keeps_clocks_apart():
+    nodes = training_graph('/tmp/run', cells=2)
+    executors = [n for n in nodes if n.executable == 'executor']
+    policies = [n for n in nodes if n.executable == 'policy']
+    assert [n.namespace for n in executors] == ['/cell0', '/cell1']
+    for executor in executors:
+        assert ('transitions', '/transitions') in executor.remappings
+        assert ('/clock', f'{executor.namespace}/clock') in executor.remappings
+    for policy in policies:
+        assert ('model_updates', '/model_updates') in policy.remappings
+    trainers = [n for n in nodes if n.executable == 'trainer']
+    assert len(trainers) == 1 and trainers[0].namespace == ''
+    assert trainers[0].parameters['run_dir'] == '/tmp/run'
+
+
+@pytest.mark.slow
+def test_two_cells_train_one_network(tmp_path, capsys):
+    run = tmp_path / 'run'
+    status = main(['--run-dir', str(run), '--actions', '8', '--cells', '2', '--objects', '3',
+                   '--trainer-param', 'checkpoint_every=1', '--trainer-param', 'batch_size=2',
+                   '--trainer-param', 'min_transitions=1'])
+    assert status == 0, capsys.readouterr().err
+    with open(run / 'metrics.csv', newline='') as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r['action']) for r in rows] == list(range(1, 9))
+    # Transitions from both cells reached the one trainer.
+    store = ReplayStore(run / 'replay.sqlite')
+    cells = {r.cell_name for r in store.get(store.ids_and_priorities()[0])}
+    store.close()
+    assert cells == {'cell0', 'cell1'}
+    # New weights reached both cells' policies: their pick_all feedback reports them.
+    versions = [int(r['weights_version']) for r in rows]
+    assert versions[-1] > versions[0]
+    serving = [line for line in (run / 'nodes.log').read_text().splitlines()
+               if 'now serving weights version' in line]
+    for cell in ('cell0', 'cell1'):
+        assert any(f'{cell}.policy' in line for line in serving), cell
+    info = json.loads((run / 'run.json').read_text())
+    assert info['actions'] == 8 and info['command'].startswith('python -m vpg_bringup')
+    assert (run / 'curve.png').stat().st_size > 0

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+from synthetic_transitions import transition
+from vpg_policy.q_network import QNetworkConfig
+from vpg_policy.weights import read_weights, save_weights
+from vpg_trainer.learner import LearnerConfig
+from vpg_trainer.online import initial_checkpoint, OnlineTrainer, TrainerConfig
+
+SMALL = QNetworkConfig(stem_channels=8, trunk_channels=12, feature_channels=8, head_channels=8)
+
+
+def small_weights(path):
+    from vpg_policy.q_network import build_q_network
+    save_weights(path, build_q_network('vpg', SMALL, seed=0), 0)
+    return str(path)
+
+
+def config(run_dir, weights, **overrides):
+    values = {'run_dir': str(run_dir), 'initial_weights': weights, 'checkpoint_every': 3,
+              'learner': LearnerConfig(batch_size=2), 'max_updates_per_transition': 2.0}
+    values.update(overrides)
+    return TrainerConfig(**values)
+
+
+def test_fresh_run_writes_version_0_and_trains(tmp_path):
+    weights = small_weights(tmp_path / 'init.safetensors')
+    trainer = OnlineTrainer(config(tmp_path / 'run', weights))
+    assert trainer.version == 0 and trainer.updates == 0
+    assert trainer.train_step() is None  # nothing stored yet
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        trainer.add(transition(rng))
+    results = []
+    while (result := trainer.train_step()) is not None:
+        results.append(result)
+    assert len(results) == 6  # max_updates_per_transition x stored
+    assert trainer.checkpoint_due()
+    saved = trainer.save_checkpoint()
+    assert saved.version == 1 and saved.updates == 6
+    assert read_weights(saved.weights, expected_sha256=saved.sha256).metadata.version == 1
+
+
+def test_restart_resumes_weights_optimizer_and_new_transitions(tmp_path):
+    weights = small_weights(tmp_path / 'init.safetensors')
+    run = tmp_path / 'run'
+    trainer = OnlineTrainer(config(run, weights))
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        trainer.add(transition(rng))
+    for _ in range(4):
+        trainer.train_step()
+    saved = trainer.save_checkpoint()
+    late = trainer.add(transition(rng))  # stored after the checkpoint, never trained on
+    expected = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.close()
+
+    again = OnlineTrainer(config(run, weights))
+    assert again.version == saved.version and again.updates == 4
+    for name, tensor in again.model.state_dict().items():
+        assert np.allclose(tensor.numpy(), expected[name].numpy()), name
+    assert again.learner.optimizer.state_dict()['state'], 'optimizer state not restored'
+    batch, _ = again.next_batch()
+    assert batch[0] == late
+    assert len(again.replay) == 3
+
+
+def test_initial_checkpoint_is_idempotent(tmp_path):
+    weights = small_weights(tmp_path / 'init.safetensors')
+    first = initial_checkpoint(config(tmp_path / 'run', weights))
+    second = initial_checkpoint(config(tmp_path / 'run', weights))
+    assert first == second
+
+
+def test_tampered_checkpoint_is_refused(tmp_path):
+    weights = small_weights(tmp_path / 'init.safetensors')
+    run = tmp_path / 'run'
+    OnlineTrainer(config(run, weights)).close()
+    latest = initial_checkpoint(config(run, weights))
+    with open(latest.weights, 'r+b') as handle:
+        handle.seek(-4, 2)
+        handle.write(b'\x00\x00\x80\x7f')
+    with pytest.raises(ValueError, match='sha256'):
+        OnlineTrainer(config(run, weights))
