@@ -19,6 +19,7 @@ import math
 import os
 from pathlib import Path
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -206,9 +207,18 @@ def trainer_parameters(args):
     return params
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C and SIGTERM both end the run cleanly (nodes stopped, run.json written), also
+        # when started in the background, where SIGINT arrives ignored.
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
     if 'ROS_DOMAIN_ID' not in os.environ:
         print(f'train: ROS_DOMAIN_ID={isolate()}')
     run_dir = os.path.abspath(args.run_dir)
