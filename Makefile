@@ -8,6 +8,8 @@ ACTIONS ?= 1500
 SEED ?= 0
 RUN ?= results/runs/vpg-seed$(SEED)
 TRAIN_ARGS ?=
+EVAL_RUNS ?= 30
+EVAL_ARGS ?=
 
 .PHONY: help setup demo test test-fast bench train eval clean
 
@@ -43,7 +45,7 @@ train: setup
 	@$(ENV) python -m vpg_bringup.training_run --run-dir $(RUN) --actions $(ACTIONS) --seed $(SEED) --cells $(CELLS) $(TRAIN_ARGS)
 
 eval: setup
-	@$(ENV) python tools/not_ready.py eval
+	@$(ENV) python -m vpg_evaluation.evaluate --runs $(EVAL_RUNS) $(EVAL_ARGS)
 
 clean:
 	rm -rf build install log

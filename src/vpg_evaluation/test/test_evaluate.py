@@ -1,0 +1,96 @@
+"""The `evaluate` entry point: argument checks, weights, and a tiny real run end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from vpg_evaluation import evaluate, harness, metrics
+
+
+def test_missing_weights_is_a_clear_error(tmp_path, capsys):
+    status = evaluate.main(['--runs', '1', '--weights-dir', str(tmp_path / 'none'),
+                            '--out', str(tmp_path / 'out')])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "no weights for policy 'grasp_only'" in error and '--allow-untrained' in error
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('arguments, fragment', [
+    (['--weights', 'fancy=/tmp/x.safetensors'], 'expected POLICY=PATH'),
+    (['--cases', 'no_such_case'], "unknown test case 'no_such_case'"),
+    (['--case-file', '/no/such/file.txt'], 'does not exist'),
+])
+def test_bad_arguments_are_refused(arguments, fragment, tmp_path, capsys):
+    status = evaluate.main(['--allow-untrained', '--out', str(tmp_path / 'out')] + arguments)
+    assert status == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_weights_file_sets_graph_variant_version_and_sha(tmp_path):
+    from vpg_policy.q_network import build_q_network
+    from vpg_policy.weights import save_weights
+    path = tmp_path / 'vpg.safetensors'
+    sha = save_weights(path, build_q_network('vpg', seed=3), version=42)
+    args = evaluate.parse_args(['--weights', f'vpg={path}', '--policies', 'vpg', 'myopic',
+                                '--allow-untrained'])
+    weights = evaluate.resolve_weights(args)
+    assert weights['vpg'] == harness.WeightsInfo(str(path.resolve()), sha, 42, 'vpg')
+    assert weights['myopic'] == harness.WeightsInfo()
+    policy = [s for s in evaluate.policy_graph(weights['vpg'], 'cpu')
+              if s.package == 'vpg_policy'][0]
+    assert policy.parameters['weights_path'] == str(path.resolve())
+    assert policy.parameters['variant'] == 'vpg' and policy.parameters['device'] == 'cpu'
+    assert policy.parameters['publish_heatmaps'] is False
+
+
+@pytest.mark.slow
+def test_evaluate_end_to_end_with_the_untrained_policy(tmp_path):
+    out = tmp_path / 'eval'
+    command = [sys.executable, '-m', 'vpg_evaluation.evaluate', '--runs', '1',
+               '--allow-untrained', '--weights-dir', str(tmp_path / 'no_weights'),
+               '--objects', '2', '--max-actions', '1', '--cases', 'cylinder_pack',
+               '--jobs', '2', '--out', str(out)]
+    done = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    assert 'N = 1 runs' in done.stdout and 'seeds 0..0' in done.stdout
+    assert done.stdout.count('untrained (random initialisation)') >= 3
+
+    records = [json.loads(line) for line in (out / 'runs.jsonl').read_text().splitlines()]
+    assert sorted((r['policy'], r['scenario']) for r in records) == sorted(
+        (p, s) for p in harness.POLICIES for s in harness.SCENARIOS)
+    for record in records:
+        assert record['actions'] == 1 and len(record['steps']) == 1
+        assert record['reason_code'] in harness.NORMAL_ENDS
+        if record['scenario'] == 'challenging':  # cylinder_pack: 7 blocks, all inside
+            assert record['objects_in_workspace_before'] == 7
+        else:
+            assert 1 <= record['objects_in_workspace_before'] <= 2
+        if record['policy'] == 'grasp_only':  # the goal's `allowed` reached the policy
+            assert all(step['primitive'] == 1 for step in record['steps'])
+
+    summary = json.loads((out / 'summary.json').read_text())
+    assert list(summary) == ['random', 'challenging']
+    for scenario, policies in summary.items():
+        assert list(policies) == list(harness.POLICIES)
+        for policy, entry in policies.items():
+            assert entry['runs'] == 1
+            assert {'completion', 'grasp_success', 'efficiency'} <= set(entry)
+            mine = [r for r in records if r['policy'] == policy and r['scenario'] == scenario]
+            expected = metrics.session_metrics(mine)
+            assert entry['completion'] == expected.completion
+            assert entry['grasp_success'] == expected.grasp_success
+            assert entry['efficiency'] == expected.efficiency
+            assert entry['completion'] in (0.0, 100.0)
+    assert (out / 'table.md').read_text().startswith('# VPG evaluation in the MuJoCo cell')
+    assert (out / 'metrics.png').stat().st_size > 10000
+
+    again = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-5000:]
+    assert again.stdout.count('2 of 2 runs already stored, 0 to run') == 3
+    assert len((out / 'runs.jsonl').read_text().splitlines()) == len(records)
+    assert json.loads((out / 'summary.json').read_text()) == summary
