@@ -7,7 +7,7 @@ files (launch/*.launch.py) and the runner for machines without `ros2 launch`
 drift apart.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import os
 
 
@@ -241,8 +241,7 @@ def training_graph(run_dir, cells=1, seed=0, num_objects=10, weights='', device=
                 params.update(policy_parameters or {})
                 if ns:
                     remaps += (('model_updates', '/model_updates'),)
-            nodes.append(NodeSpec(spec.package, spec.executable, spec.name, spec.namespace,
-                                  spec.parameter_files, params, remaps, spec.command))
+            nodes.append(replace(spec, parameters=params, remappings=remaps))
     # The trainer belongs to no cell: it keeps wall time.
     nodes.append(trainer_spec(parameters={'run_dir': run_dir, 'seed': seed,
                                           **(trainer_parameters or {})}))

@@ -90,10 +90,8 @@ class StatusWatcher:
 class TrainingRun:
     """Drives the episodes of one run over a started graph and records its progress."""
 
-    def __init__(self, args, node, runner, run_dir):
+    def __init__(self, args, node, run_dir):
         self.args = args
-        self.node = node
-        self.runner = runner
         self.run_dir = Path(run_dir)
         rows = read_rows(self.run_dir / 'metrics.csv')
         self.progress = TrainingProgress()
@@ -243,7 +241,7 @@ def main(argv=None):
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     status = 1
-    run = TrainingRun(args, node, runner, run_dir)
+    run = TrainingRun(args, node, run_dir)
     try:
         runner.start()
         spinner.start()

@@ -151,8 +151,6 @@ class UpdateResult:
     """New |Q - label| + epsilon per sample."""
     labels: np.ndarray
     predictions: np.ndarray
-    futures: np.ndarray
-    """max Q of the next heightmaps used for the labels."""
 
 
 class Learner:
@@ -203,8 +201,7 @@ class Learner:
         self.optimizer.step()
         predicted = predictions.detach().cpu().numpy().astype(np.float64)
         priorities = np.abs(predicted - labels) + self.config.priority_epsilon
-        return UpdateResult(float(loss.detach()), priorities, labels, predicted,
-                            np.asarray(futures, np.float64))
+        return UpdateResult(float(loss.detach()), priorities, labels, predicted)
 
 
 def sample_prioritized(priorities, count, alpha, beta, rng, exclude=()):

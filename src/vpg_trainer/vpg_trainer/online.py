@@ -96,10 +96,6 @@ class OnlineTrainer:
         self._futures = {}
         """replay id -> (update count when computed, future max Q)."""
 
-    @property
-    def latest(self):
-        return self.checkpoints.latest()
-
     def add(self, record):
         """
         Validate and store a transition; return its replay id once it is on disk.
@@ -154,8 +150,6 @@ class OnlineTrainer:
         records = self.replay.get(ids)
         futures = self._cached_futures(ids, records)
         result = self.learner.update(records, weights, futures)
-        for i, value in zip(ids, result.futures):
-            self._futures[i] = (self._futures.get(i, (self.updates,))[0], float(value))
         self.replay.set_priorities(ids, result.priorities)
         self.updates += 1
         self._trained_through = max(self._trained_through, max(ids))

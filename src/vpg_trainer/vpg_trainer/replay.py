@@ -14,7 +14,7 @@ and need no durability (a lost update only changes which sample comes next).
 No ROS here: the trainer node converts messages to `TransitionRecord`s.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import json
 import os
 import sqlite3
@@ -274,20 +274,3 @@ class ReplayStore:
         pairs = [(float(p), int(i)) for i, p in zip(ids, priorities)]
         with self._lock:
             self._db.executemany('UPDATE transitions SET priority = ? WHERE id = ?', pairs)
-
-    def summary(self):
-        """Count transitions per primitive and outcome, for logs and tools."""
-        with self._lock:
-            rows = self._db.execute(
-                'SELECT primitive, SUM(reward > 0), COUNT(*) FROM transitions '
-                'GROUP BY primitive').fetchall()
-        return {('push' if p == 0 else 'grasp'): {'rewarded': int(r or 0), 'total': int(n)}
-                for p, r, n in rows}
-
-
-def record_to_dict(record):
-    """Return a record's scalar fields as a JSON-ready dict (arrays left out)."""
-    values = asdict(record)
-    for name in ('color_before', 'height_before', 'color_after', 'height_after'):
-        values.pop(name)
-    return values

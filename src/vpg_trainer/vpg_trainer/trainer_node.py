@@ -156,7 +156,6 @@ class TrainerNode(Node):
         self.core = OnlineTrainer(config)
         self._received = 0
         self._rejected = 0
-        self._duplicates = 0
         self._last_error = ''
         self._status_lock = threading.Lock()
         self._update_pub = self.create_publisher(ModelUpdate, 'model_updates', UPDATE_QOS)
@@ -176,9 +175,8 @@ class TrainerNode(Node):
     def _on_transition(self, msg):
         self._received += 1
         try:
-            record = record_from_msg(msg)
-            if self.core.add(record) is None:
-                self._duplicates += 1
+            # None for a redelivered transition the store already holds: nothing to do.
+            self.core.add(record_from_msg(msg))
         except (ValueError, ReplayError) as error:
             self._rejected += 1
             self._last_error = (f'rejected transition {msg.cell_name or "?"}/'
