@@ -32,12 +32,22 @@ class MotionBackend(ABC):
     """What the primitives need from an arm with a parallel gripper."""
 
     @abstractmethod
-    def move_to(self, pose, linear=False):
-        """Move the TCP to a TopDownPose; linear=True keeps the TCP on a straight line."""
+    def move_to(self, pose, linear=False, guarded=False):
+        """
+        Move the TCP to a TopDownPose; linear=True keeps the TCP on a straight line.
+
+        guarded=True: the move may end early on contact (the arm blocked by an object); it
+        then stops where it is and returns False. Unguarded moves raise MotionError when
+        blocked. Returns True when the target was reached.
+        """
 
     @abstractmethod
     def move_joints(self, q):
         """Move to a joint configuration (home, drop-off)."""
+
+    @abstractmethod
+    def current_tcp_position(self):
+        """TCP position (x, y, z) in the base frame now, from the joint states."""
 
     @abstractmethod
     def set_gripper(self, closed):
@@ -74,6 +84,11 @@ class JointStateCache:
             if stamp is not None and stamp > 0:
                 self._stamp = float(stamp)
             self._condition.notify_all()
+
+    def now(self):
+        """Newest joint-state stamp (s), or the monotonic wall clock when states carry none."""
+        with self._condition:
+            return self._stamp if self._stamp is not None else time.monotonic()
 
     def get(self, names):
         """Positions for names (array), or None if any is unknown yet."""
@@ -126,6 +141,20 @@ class TrajectoryConfig:
     """Every joint within this of the target counts as arrived, rad."""
     arrival_timeout_margin: float = 5.0
     """Seconds to wait for arrival beyond the trajectory's own duration."""
+    path_tolerance: float = 0.05
+    """
+    A joint this far (rad) from where the trajectory has it within `path_lag` seconds of now
+    means the arm is blocked: it is stopped where it is (as the joint trajectory
+    controller's path tolerance aborts a goal).
+    """
+    path_lag: float = 0.3
+    """Seconds the arm may run behind or ahead of the path's timing unnoticed."""
+    start_motion: float = 0.03
+    """A joint this far (rad) from the start marks the start of the path's clock."""
+    stall_window: float = 0.15
+    """After the trajectory's time (plus path_lag), an arm short of its target that moved..."""
+    stall_motion: float = 0.002
+    """...less than this (rad, any joint) during stall_window seconds is blocked."""
     min_move_duration: float = 0.3
     """Shortest trajectory, seconds, so tiny moves are not commanded as jumps."""
     gripper_closed_position: float = 0.7929
@@ -151,6 +180,66 @@ def quintic_samples(q_from, q_to, duration, count):
     positions = q_from + np.outer(pos, q_to - q_from)
     velocities = np.outer(vel, q_to - q_from)
     return times, positions, velocities
+
+
+class TrackedPath:
+    """
+    Where a trajectory should have the joints: how far off the arm is, allowing for delay.
+
+    times (N,) from 0 and positions (N, J) are the commanded samples with the start state
+    first; between samples the path is taken as linear.
+    """
+
+    def __init__(self, times, positions, lag):
+        self.times = np.asarray(times, dtype=float)
+        self.positions = np.asarray(positions, dtype=float)
+        self.lag = float(lag)
+
+    def at(self, t):
+        """Commanded joints at time t (clamped to the path's ends)."""
+        return np.array([np.interp(t, self.times, column) for column in self.positions.T])
+
+    def leave_time(self, distance):
+        """First time (s) at which any joint is `distance` from the start (0 if never)."""
+        grid = np.linspace(0.0, self.times[-1], 400)
+        moved = np.max(np.abs(np.stack([self.at(t) for t in grid]) - self.positions[0]), axis=1)
+        index = np.flatnonzero(moved >= distance)
+        return float(grid[index[0]]) if index.size else 0.0
+
+    def nearest_time(self, q):
+        """Path time (s) whose position is nearest q (largest joint distance)."""
+        grid = np.linspace(0.0, self.times[-1], 400)
+        points = np.stack([self.at(t) for t in grid])
+        return float(grid[np.argmin(np.max(np.abs(points - np.asarray(q)), axis=1))])
+
+    def error(self, q, t):
+        """Largest distance (rad) of any joint from the path swept during [t - lag, t + lag]."""
+        lo_t, hi_t = t - self.lag, t + self.lag
+        inside = (self.times > lo_t) & (self.times < hi_t)
+        window = np.vstack([self.at(lo_t), self.positions[inside], self.at(hi_t)])
+        q = np.asarray(q, dtype=float)
+        below = window.min(axis=0) - q
+        above = q - window.max(axis=0)
+        return float(np.max(np.maximum(np.maximum(below, above), 0.0)))
+
+
+class StallDetector:
+    """Tell an arm that stopped short of its target (pressing on something) from a slow one."""
+
+    def __init__(self, after, window, motion):
+        self.after, self.window, self.motion = float(after), float(window), float(motion)
+        self._history = []
+
+    def update(self, q, t):
+        """Record joints q at time t; True once it has stood still for `window` after `after`."""
+        if t < self.after:
+            self._history.clear()
+            return False
+        self._history.append((t, np.array(q, dtype=float)))
+        while len(self._history) > 1 and self._history[1][0] <= t - self.window:
+            self._history.pop(0)
+        t0, q0 = self._history[0]
+        return t - t0 >= self.window and float(np.max(np.abs(q - q0))) < self.motion
 
 
 class TcpKinematics:
@@ -277,9 +366,14 @@ class JointTrajectoryBackend(MotionBackend):
             raise MotionError(f'no joint states for {self.joint_names} within {timeout} s')
         return q
 
-    def move_to(self, pose, linear=False):
+    def current_tcp_position(self):
+        return self.tcp_position(self.current_joints())
+
+    def move_to(self, pose, linear=False, guarded=False):
         """
         Move the TCP to pose; every commanded waypoint's TCP stays inside the envelope.
+
+        Returns True on arrival; a guarded move that is blocked stops and returns False.
 
         A joint-space move whose path would leave the envelope box becomes a straight-line move
         (the box is convex, so the line stays inside). The jaw yaw is taken modulo pi (a parallel
@@ -291,9 +385,8 @@ class JointTrajectoryBackend(MotionBackend):
         if not linear:
             q = self.solve(pose, q_now)
             if self._joint_path_inside(q_now, q):
-                self._execute([q], q_now)
-                return
-        self._execute(self._linear_waypoints(q_now, pose), q_now)
+                return self._execute([q], q_now, guarded)
+        return self._execute(self._linear_waypoints(q_now, pose), q_now, guarded)
 
     def tcp_yaw(self, q):
         """Jaw-closing direction of the TCP for joints q, radians in the base xy-plane."""
@@ -329,7 +422,7 @@ class JointTrajectoryBackend(MotionBackend):
         q = self.envelope.check_joints(q)
         self._execute([q], self.current_joints())
 
-    def _execute(self, waypoints, q_now):
+    def _execute(self, waypoints, q_now, guarded=False):
         for q in waypoints:
             self.envelope.check_joints(q)
         if len(waypoints) == 1:
@@ -348,14 +441,71 @@ class JointTrajectoryBackend(MotionBackend):
         self.commanded.append(('joints', positions[-1].copy()))
         del self.commanded[:-1000]
         self._publish(self.joint_names, times, positions, velocities)
+        path = TrackedPath(np.concatenate([[0.0], times]), np.vstack([q_now, positions]),
+                           self.config.path_lag)
         target = positions[-1]
-        arrived = self.joint_states.wait_for(
-            self.joint_names,
-            lambda q: np.max(np.abs(q - target)) < self.config.arrival_tolerance,
-            duration + self.config.arrival_timeout_margin)
-        if arrived is None:
-            raise MotionError(f'arm did not reach its target within '
-                              f'{duration + self.config.arrival_timeout_margin:.1f} s')
+        # The path's clock starts when the arm is seen leaving its start: delivery delays
+        # then do not count against the arm (they are large in simulated seconds when the
+        # simulator runs faster than real time).
+        # Well above what an arm that just arrived may still drift, so the end of the last
+        # move is not taken for the start of this one.
+        start_motion = min(self.config.start_motion,
+                           0.5 * float(np.max(np.abs(target - q_now))))
+        leave_time = path.leave_time(start_motion)
+        start = []
+        stall = StallDetector(duration + self.config.path_lag, self.config.stall_window,
+                              self.config.stall_motion)
+        blocked = []
+
+        def arrived_or_blocked(q):
+            if np.max(np.abs(q - target)) < self.config.arrival_tolerance:
+                return True
+            now = self.joint_states.now()
+            if not start:
+                if np.max(np.abs(q - q_now)) < start_motion:
+                    return False
+                # Seen late when this thread woke late: place it by where the arm is.
+                start.append(now - max(leave_time, path.nearest_time(q)))
+            t = now - start[0]
+            error = path.error(q, t)
+            if error > self.config.path_tolerance or stall.update(q, t):
+                blocked.append((error, float(np.max(np.abs(q - target))), t, q))
+                return True
+            return False
+
+        timeout = duration + self.config.arrival_timeout_margin
+        q_end = self.joint_states.wait_for(self.joint_names, arrived_or_blocked, timeout)
+        if q_end is None:
+            q_last = self.joint_states.get(self.joint_names)
+            off = '' if q_last is None else (
+                f' (still {np.max(np.abs(q_last - target)):.3f} rad off, joint '
+                f'{self.joint_names[int(np.argmax(np.abs(q_last - target)))]})')
+            raise MotionError(f'arm did not reach its target within {timeout:.1f} s{off}')
+        if not blocked:
+            return True
+        self._hold(q_end, (q_now, target, path.at(self.joint_states.now() - start[0])))
+        if guarded:
+            return False
+        error, remaining, t, q = blocked[0]
+        raise MotionError(
+            f'arm blocked on its way: {error:.3f} rad off its path after {t:.2f} s of '
+            f'{duration:.2f} s, {remaining:.3f} rad short of the target; joints '
+            f'{np.round(q, 3).tolist()}, started at {np.round(q_now, 3).tolist()}')
+
+    def _hold(self, q, commanded):
+        """
+        Stop where the arm is: a short trajectory to its current position.
+
+        A new trajectory starts from the controller's commanded state, which runs ahead of a
+        blocked arm; commanded lists where that may be (the path's start, its end, its
+        estimated present), and the way back is timed within the speed limit from any.
+        """
+        q = self.envelope.check_joints(q)
+        self.commanded.append(('joints', np.array(q, dtype=float)))
+        duration = max([self.config.min_move_duration / 3]
+                       + [1.5 * self.envelope.min_duration(c, q) for c in commanded])
+        self._publish(self.joint_names, np.array([duration]), np.array([q]),
+                      np.zeros((1, len(q))))
 
     # --- gripper --------------------------------------------------------------------------
     def set_gripper(self, closed):
@@ -366,5 +516,5 @@ class JointTrajectoryBackend(MotionBackend):
 
 
 __all__ = ['JointStateCache', 'JointTrajectoryBackend', 'MotionBackend', 'MotionError',
-           'ParallelGripper', 'TargetRejected', 'TcpKinematics', 'TrajectoryConfig',
-           'UR_JOINT_NAMES', 'quintic_samples', 'top_down_rotation']
+           'ParallelGripper', 'StallDetector', 'TargetRejected', 'TcpKinematics', 'TrackedPath',
+           'TrajectoryConfig', 'UR_JOINT_NAMES', 'quintic_samples', 'top_down_rotation']

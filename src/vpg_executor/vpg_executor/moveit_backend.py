@@ -323,9 +323,12 @@ class MoveItBackend(MotionBackend):
             raise MotionError(f'MoveIt execution failed: {getattr(status, "status", status)}')
 
     # --- MotionBackend --------------------------------------------------------------------
-    def move_to(self, pose, linear=False):
+    def move_to(self, pose, linear=False, guarded=False):
         """
         Move the TCP to pose: tool0 pose goal, OMPL (free) or Pilz LIN (linear=True).
+
+        guarded is accepted for the interface but not told apart: MoveIt reports a blocked
+        arm as a failed execution (the controller's path tolerance), raised as MotionError.
 
         The jaw yaw is taken modulo pi (a parallel gripper is symmetric) to turn the wrist
         least. A free move whose TCP path would leave the envelope box is replanned as a
@@ -340,12 +343,16 @@ class MoveItBackend(MotionBackend):
             trajectory, waypoints = self._plan(self.free_parameters, **goal)
             if self._tcp_path_inside(waypoints):
                 self._execute(trajectory, waypoints)
-                return
+                return True
         trajectory, waypoints = self._plan(self.linear_parameters, **goal)
         if not self._tcp_path_inside(waypoints):
             raise MotionError(f'straight-line path to {pose} leaves the envelope box '
                               '(does the arm start outside it?)')
         self._execute(trajectory, waypoints)
+        return True
+
+    def current_tcp_position(self):
+        return self.kinematics.tcp_position(self.current_joints())
 
     def move_joints(self, q):
         """Move to a joint configuration with a joint-state goal on the free pipeline."""

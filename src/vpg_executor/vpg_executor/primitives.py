@@ -7,6 +7,9 @@ fingers: neither fully open nor fully closed = holding. A held object is carried
 drop-off pose outside the workspace and released.
 Push (VPG): fingers closed, start at the chosen point, move `push_length` straight along the
 rotation angle (the end clipped to the workspace, as VPG does), retreat upwards.
+The descents and the push stroke are guarded moves: when a finger lands on an object (or a
+push is stopped by the clutter) the arm stops there and the primitive goes on from that
+point, as VPG's simulated arm did, instead of pressing on until a timeout.
 """
 
 from dataclasses import dataclass
@@ -94,7 +97,7 @@ class PrimitiveExecutor:
         self.backend.set_gripper(False)
         self.backend.move_to(above)
         try:
-            self.backend.move_to(TopDownPose(x, y, grasp_z, yaw), linear=True)
+            self.backend.move_to(TopDownPose(x, y, grasp_z, yaw), linear=True, guarded=True)
             self.backend.set_gripper(True)
         finally:
             self.backend.move_to(TopDownPose(x, y, cfg.lift_height, yaw), linear=True)
@@ -124,8 +127,9 @@ class PrimitiveExecutor:
         self.backend.set_gripper(True)
         self.backend.move_to(TopDownPose(x, y, max(surface, 0.0) + cfg.approach_height, yaw))
         try:
-            self.backend.move_to(TopDownPose(x, y, z, yaw), linear=True)
-            self.backend.move_to(TopDownPose(end_x, end_y, z, yaw), linear=True)
+            if not self.backend.move_to(TopDownPose(x, y, z, yaw), linear=True, guarded=True):
+                z = float(self.backend.current_tcp_position()[2])  # landed on an object
+            self.backend.move_to(TopDownPose(end_x, end_y, z, yaw), linear=True, guarded=True)
         finally:
             self.backend.move_to(
                 TopDownPose(end_x, end_y, z + cfg.approach_height, yaw), linear=True)

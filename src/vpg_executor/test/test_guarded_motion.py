@@ -1,0 +1,134 @@
+"""Blocked arms: path tracking, stall detection, guarded moves that stop on contact."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from vpg_executor.motion import (JointStateCache, JointTrajectoryBackend, MotionError,
+                                 StallDetector, TrackedPath, TrajectoryConfig, UR_JOINT_NAMES)
+from vpg_executor.primitives import PrimitiveExecutor
+from vpg_executor.safety import SafetyEnvelope, TopDownPose
+
+HOME = np.array([-0.7342, -2.395, 1.9908, -1.1666, -1.5708, 0.8366])
+GRIPPER = 'robotiq_85_left_knuckle_joint'
+
+
+def test_tracked_path_measures_distance_from_the_timed_path():
+    path = TrackedPath([0.0, 1.0], [[0.0, 0.0], [1.0, -1.0]], lag=0.1)
+    np.testing.assert_allclose(path.at(0.5), [0.5, -0.5])
+    assert path.error([0.5, -0.5], 0.5) == 0.0
+    assert path.error([0.45, -0.45], 0.5) == 0.0          # within the lag window
+    assert path.error([0.2, -0.2], 0.5) == pytest.approx(0.2)  # 0.3 behind, window to 0.4
+    assert path.error([0.9, -0.9], 0.5) == pytest.approx(0.3)  # ahead of the window's 0.6
+    assert path.error([1.0, -1.0], 5.0) == 0.0            # after the end: the end point
+    assert path.leave_time(0.25) == pytest.approx(0.25, abs=0.01)
+
+
+def test_stall_detector_waits_for_the_trajectory_time_then_for_stillness():
+    stall = StallDetector(after=1.0, window=0.2, motion=0.01)
+    still = np.zeros(6)
+    assert not any(stall.update(still, t) for t in np.arange(0.0, 1.0, 0.05))
+    assert not stall.update(still, 1.05)
+    assert not stall.update(still, 1.15)
+    assert stall.update(still, 1.30)
+    moving = StallDetector(after=1.0, window=0.2, motion=0.01)
+    assert not any(moving.update(still + 0.05 * t, t) for t in np.arange(1.0, 2.0, 0.05))
+
+
+class BlockedArm:
+    """
+    An arm on simulated time (100 Hz states) whose TCP cannot go below `floor_z`.
+
+    It follows each trajectory, and freezes where the path first crosses the floor, as on
+    an object.
+    """
+
+    def __init__(self, floor_z):
+        self.floor_z = floor_z
+        self.cache = JointStateCache()
+        self.time = 100.0
+        self.q = HOME.copy()
+        self.finger = 0.0
+        self.trajectories = []
+        self.backend = None
+        self._lock = threading.Lock()
+        self._path = None
+        self._stop = threading.Event()
+        self._publish_state()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _publish_state(self):
+        self.cache.update(list(UR_JOINT_NAMES) + [GRIPPER], list(self.q) + [self.finger],
+                          stamp=self.time)
+
+    def _run(self):
+        while not self._stop.is_set():
+            with self._lock:
+                self.time += 0.01
+                if self._path is not None:
+                    start, times, positions = self._path
+                    path = TrackedPath(times, positions, 0.0)
+                    q = path.at(self.time - start)
+                    if self.backend.tcp_position(q)[2] >= self.floor_z:
+                        self.q = q
+                self._publish_state()
+            time.sleep(0.001)
+
+    def publish(self, names, times, positions, velocities):
+        with self._lock:
+            self.trajectories.append(np.array(positions))
+            self._path = (self.time, np.concatenate([[0.0], times]),
+                          np.vstack([self.q, positions]))
+
+    def gripper(self, position, max_effort):
+        with self._lock:
+            self.finger = position
+            self._publish_state()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def blocked_arm():
+    arm = BlockedArm(floor_z=0.06)
+    arm.backend = JointTrajectoryBackend(TrajectoryConfig(model='ur5e_menagerie'),
+                                         SafetyEnvelope(max_joint_speed=2.0), arm.cache,
+                                         arm.publish, arm.gripper)
+    yield arm
+    arm.close()
+
+
+def test_guarded_descent_stops_on_contact_and_holds(blocked_arm):
+    backend = blocked_arm.backend
+    assert backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
+    started = time.monotonic()
+    assert not backend.move_to(TopDownPose(-0.5, 0.0, 0.02, 0.0), linear=True, guarded=True)
+    assert time.monotonic() - started < 5.0  # far less than the 5 s arrival margin on top
+    z = backend.current_tcp_position()[2]
+    assert 0.055 < z < 0.075
+    hold = blocked_arm.trajectories[-1]
+    assert hold.shape[0] == 1  # a single point: stay here
+    assert backend.tcp_position(hold[-1])[2] == pytest.approx(z, abs=1e-6)
+
+
+def test_unguarded_blocked_move_raises_motion_error_quickly(blocked_arm):
+    backend = blocked_arm.backend
+    backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
+    started = time.monotonic()
+    with pytest.raises(MotionError, match='blocked'):
+        backend.move_to(TopDownPose(-0.5, 0.0, 0.02, 0.0), linear=True)
+    assert time.monotonic() - started < 5.0
+
+
+def test_push_goes_on_from_where_the_fingers_landed(blocked_arm):
+    backend = blocked_arm.backend
+    PrimitiveExecutor(backend).push((-0.5, 0.0, 0.08), 0.0)
+    # The stroke ran at the contact height, then the arm retreated upwards.
+    strokes = [t for t in blocked_arm.trajectories if len(t) > 3]
+    heights = [[backend.tcp_position(q)[2] for q in t] for t in strokes]
+    stroke = next(h for h in heights if np.ptp(h) < 0.005)
+    assert 0.055 < np.mean(stroke) < 0.075
