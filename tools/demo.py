@@ -32,6 +32,7 @@ from vpg_interfaces.action import PickAll
 from vpg_perception.conversions import image_to_numpy
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_WEIGHTS = ROOT / 'weights' / 'vpg.safetensors'
 PRIMITIVES = {0: 'push', 1: 'grasp'}
 
 
@@ -40,7 +41,9 @@ def parse_args(argv):
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--objects', type=int, default=10)
     parser.add_argument('--max-actions', type=int, default=30)
-    parser.add_argument('--weights', default='', help='policy weights; empty = untrained')
+    parser.add_argument('--weights', default=str(SHIPPED_WEIGHTS) if SHIPPED_WEIGHTS.exists()
+                        else '', help='policy weights (default: the shipped '
+                        f'{SHIPPED_WEIGHTS.relative_to(ROOT)}); empty = untrained')
     parser.add_argument('--out', default=str(ROOT / 'results' / 'demo'))
     parser.add_argument('--timeout', type=float, default=900.0, help='seconds for the goal')
     parser.add_argument('--record', action=argparse.BooleanOptionalAction, default=True,
@@ -75,8 +78,10 @@ def main(argv=None):
               'to watch in RViz)')
     weights = args.weights
     if not weights:
-        print('demo: no --weights given: the policy starts untrained (random network), so it '
-              'will not clear the table; it shows the whole loop running.')
+        print('demo: no weights: the policy starts untrained (random network), so it will '
+              'not clear the table; it shows the whole loop running.')
+    else:
+        print(f'demo: weights {weights}')
     os.makedirs(args.out, exist_ok=True)
     log = open(os.path.join(args.out, 'nodes.log'), 'w')
     recording = os.path.join(args.out, 'demo.mcap')

@@ -117,7 +117,12 @@ def launch_setup(context):
     extra_parameters = {}
     if values['motion_backend'] == 'moveit':
         # The robot description comes from robot_state_publisher's topic.
-        extra_parameters['executor'] = [moveit_configs(values['ur_type']).to_dict()]
+        # ur_moveit_config turns execution-duration monitoring off; on, MoveIt aborts a
+        # trajectory that runs far past its duration (pendant paused, speed slider at 0)
+        # instead of leaving the executor waiting without end.
+        extra_parameters['executor'] = [moveit_configs(values['ur_type']).to_dict(), {
+            'trajectory_execution.execution_duration_monitoring': True,
+            'trajectory_execution.allowed_execution_duration_scaling': 3.0}]
         if as_bool(values['launch_move_group']):
             actions.append(_include('ur_moveit_config', 'ur_moveit.launch.py', {
                 'ur_type': values['ur_type'], 'launch_rviz': 'false', 'use_sim_time': 'false'}))

@@ -205,7 +205,9 @@ def main(args=None):
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             try:
-                executor.spin()
+                # spin_once in a loop: a stop that races the wait set cannot leave it waiting.
+                while rclpy.ok():
+                    executor.spin_once(timeout_sec=0.25)
             except rclpy_implementation.RCLError:
                 # SIGTERM can shut the context down while the executor builds its wait set;
                 # that is a requested stop, anything else is a real error.

@@ -49,6 +49,8 @@ class GraphRunner:
         self._threads = []
         self._stopping = False
         self._lock = threading.Lock()
+        self._specs = {}
+        self._killed = set()
 
     def command(self, spec):
         base = list(spec.command) or [package_executable(spec.package, spec.executable)]
@@ -59,16 +61,36 @@ class GraphRunner:
         if len(set(names)) != len(names):
             raise ValueError(f'duplicate node names in graph: {names}')
         for spec, name in zip(self.specs, names):
-            process = subprocess.Popen(self.command(spec), env=self.env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, text=True, bufsize=1,
-                                       start_new_session=True)
-            self.processes[name.lstrip('/')] = process
-            thread = threading.Thread(target=self._forward, args=(name.lstrip('/'), process),
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._spawn(spec, name.lstrip('/'))
         return self
+
+    def _spawn(self, spec, name):
+        process = subprocess.Popen(self.command(spec), env=self.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                                   start_new_session=True)
+        self.processes[name] = process
+        self._specs[name] = spec
+        thread = threading.Thread(target=self._forward, args=(name, process), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def kill(self, name, sig=signal.SIGKILL, timeout=10.0):
+        """Kill one node (fault injection); check() ignores it until respawn(name)."""
+        process = self.processes[name]
+        self._killed.add(name)
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        return process.wait(timeout)
+
+    def respawn(self, name):
+        """Start a node killed with kill() again, with its original command."""
+        if name not in self._killed:
+            raise ValueError(f'{name} was not killed with kill()')
+        self._spawn(self._specs[name], name)
+        self._killed.discard(name)
 
     def _forward(self, name, process):
         for line in process.stdout:
@@ -79,7 +101,7 @@ class GraphRunner:
     def dead(self):
         """Names and exit codes of processes that have exited."""
         return {name: p.returncode for name, p in self.processes.items()
-                if p.poll() is not None}
+                if p.poll() is not None and name not in self._killed}
 
     def check(self):
         """Raise NodeDied when any node has exited while the graph should be running."""

@@ -161,8 +161,11 @@ class TrainingRun:
             print(f'episode {episode} (cell {cell_index}, scene seed {seed}): {log.reason} '
                   f'({log.actions} actions, {log.grasp_successes}/{log.grasp_attempts} grasps)',
                   flush=True)
-            ok = log.reason_code in (PickAll.Result.TABLE_CLEARED, PickAll.Result.MAX_ACTIONS,
-                                     PickAll.Result.TOO_MANY_FAILURES)
+            # An episode without an action counts as failed: a table seen clear from the start
+            # (all blocks fell off, or the camera sees none) must not loop for ever.
+            ok = log.actions > 0 and log.reason_code in (
+                PickAll.Result.TABLE_CLEARED, PickAll.Result.MAX_ACTIONS,
+                PickAll.Result.TOO_MANY_FAILURES)
             failed = 0 if ok else failed + 1
             if failed >= MAX_FAILED_EPISODES:
                 raise RuntimeError(f'{failed} episodes in a row failed; last: {log.reason}')

@@ -34,7 +34,8 @@ import threading
 import time
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -89,6 +90,7 @@ class SimParams:
     depth_dropout: float
     calibration_marker: bool
     removal_height: float
+    camera_enabled: bool = True
 
 
 def _floats(low, high):
@@ -143,6 +145,10 @@ def declare_parameters(node):
     for name, default, description, extra in specs:
         descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
         values[name] = node.declare_parameter(name, default, descriptor).value
+    values['camera_enabled'] = node.declare_parameter(
+        'camera_enabled', True, ParameterDescriptor(
+            description='Publish camera frames; may be set at run time, false emulates a '
+                        'camera that stopped streaming (fault injection).')).value
     return SimParams(**values)
 
 
@@ -218,6 +224,8 @@ class SimNode(Node):
                 raise
         else:
             self._cell.reset_random(p.num_objects, p.seed)
+        self._camera_enabled = p.camera_enabled
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._gripper_job = None
         self._pending_resets = []  # (objects, event) for the physics thread to carry out
         self._settle_waiters = []
@@ -434,7 +442,18 @@ class SimNode(Node):
 
     # -- rendering thread ---------------------------------------------------------------
 
+    def _on_set_parameters(self, parameters):
+        """Apply camera_enabled at run time (rclpy has already checked its type)."""
+        for parameter in parameters:
+            if parameter.name == 'camera_enabled':
+                self._camera_enabled = bool(parameter.value)
+                self.get_logger().warning(
+                    f'camera {"on" if parameter.value else "off"} (camera_enabled)')
+        return SetParametersResult(successful=True)
+
     def _camera_wanted(self):
+        if not self._camera_enabled:
+            return False
         return (self._color_pub.get_subscription_count() > 0
                 or self._depth_pub.get_subscription_count() > 0)
 
