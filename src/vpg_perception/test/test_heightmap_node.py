@@ -194,6 +194,13 @@ def test_survives_each_bad_input(harness, scene):
     expect_rejected(lambda t: harness.send_frame(
         t, color, np.full(depth.shape, np.nan, np.float32), depth_encoding='32FC1'),
         'no valid pixel')
+    expect_rejected(lambda t: harness.send_frame(
+        t, color, np.full(depth.shape, np.inf, np.float32), depth_encoding='32FC1'),
+        'no valid pixel')
+
+    def zero_size(t):
+        harness.send_frame(t, color[:0, :0].copy(), depth[:0, :0].copy())
+    expect_rejected(zero_size, 'empty image (0x0)')
 
     def far_apart(t):
         harness.send_frame(t, color, depth, depth_stamp_s=t + 0.5)
