@@ -1,11 +1,13 @@
+import copy
+
 import numpy as np
 import pytest
 from synthetic_transitions import transition
 import torch
 from vpg_policy.decision import ActionMask
 from vpg_policy.q_network import build_q_network, QNetworkConfig
-from vpg_trainer.learner import (compute_labels, executed_q, future_values, Learner,
-                                 LearnerConfig, record_changed, sample_prioritized)
+from vpg_trainer.learner import (compute_labels, executed_q, future_values, inverse_loss,
+                                 Learner, LearnerConfig, record_changed, sample_prioritized)
 
 SMALL = QNetworkConfig(stem_channels=8, trunk_channels=12, feature_channels=8, head_channels=8)
 
@@ -119,3 +121,81 @@ def test_prioritized_sampling_prefers_surprise_and_excludes():
     assert counts[2] > 250
     picked, _ = sample_prioritized(priorities, 3, 1.0, 0.4, rng, exclude=[2])
     assert sorted(picked.tolist()) == [0, 1, 3]
+
+
+def mixed_batch(rng):
+    """Two grasps, two pushes that moved a block (the box shifts 6 px), one that moved nothing."""
+    records = [transition(rng, primitive=1) for _ in range(2)]
+    for _ in range(2):
+        record = transition(rng, primitive=0, grasp_success=False, push_changed=True,
+                            changed_pixels=400)
+        record.height_after = np.roll(record.height_before, 6, axis=1)
+        record.color_after = np.roll(record.color_before, 6, axis=1)
+        records.append(record)
+    records.append(transition(rng, primitive=0, grasp_success=False, push_changed=False,
+                              changed_pixels=0))
+    return records
+
+
+def inverse_head_state(learner):
+    return [p.detach().clone() for p in learner.model.inverse_head.parameters()]
+
+
+def test_multitask_update_adds_the_inverse_loss_of_moving_pushes():
+    rng = np.random.default_rng(7)
+    records = mixed_batch(rng)
+    learner = Learner(build_q_network('multitask', SMALL, seed=0),
+                      LearnerConfig(learning_rate=1e-3))
+    untrained = copy.deepcopy(learner.model)
+    head_before = inverse_head_state(learner)
+    result = learner.update(records)
+    assert result.inverse_loss is not None and np.isfinite(result.inverse_loss)
+    with torch.no_grad():  # the loss of the two pushes that moved something, nothing else
+        expected = float(inverse_loss(untrained, records[2:4]))
+    assert result.inverse_loss == pytest.approx(expected, rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(head_before, inverse_head_state(learner)))
+    assert np.isfinite(result.loss) and result.predictions.shape == (5,)
+
+
+def test_no_inverse_loss_without_a_moving_push_or_with_weight_zero():
+    rng = np.random.default_rng(8)
+    records = mixed_batch(rng)
+    for batch, weight in ((records[:2] + records[4:], 1.0), (records, 0.0)):
+        learner = Learner(build_q_network('multitask', SMALL, seed=0),
+                          LearnerConfig(learning_rate=1e-3, inverse_loss_weight=weight))
+        head_before = inverse_head_state(learner)
+        result = learner.update(batch)
+        assert result.inverse_loss is None and np.isfinite(result.loss)
+        for a, b in zip(head_before, inverse_head_state(learner)):
+            assert torch.equal(a, b)
+
+
+def test_inverse_loss_weight_scales_the_inverse_gradient():
+    # The Q loss does not reach the inverse head, so its gradient (kept after the update) is
+    # weight x the inverse loss's gradient: doubling the weight doubles it.
+    rng = np.random.default_rng(9)
+    records = mixed_batch(rng)
+    gradients = []
+    for weight in (0.5, 1.0):
+        learner = Learner(build_q_network('multitask', SMALL, seed=0),
+                          LearnerConfig(grad_clip=0.0, inverse_loss_weight=weight))
+        learner.update(records, futures=np.zeros(len(records)))
+        gradients.append(torch.cat([p.grad.flatten()
+                                    for p in learner.model.inverse_head.parameters()]))
+    assert gradients[0].abs().max() > 0
+    torch.testing.assert_close(gradients[1], 2 * gradients[0])
+
+
+def test_vpg_update_has_no_inverse_loss():
+    rng = np.random.default_rng(10)
+    learner = Learner(small_model(), LearnerConfig(inverse_loss_weight=1.0))
+    result = learner.update(mixed_batch(rng))
+    assert result.inverse_loss is None and np.isfinite(result.loss)
+    assert not hasattr(learner.model, 'inverse_head')
+
+
+def test_inverse_loss_weight_is_validated():
+    with pytest.raises(ValueError, match='inverse_loss_weight'):
+        LearnerConfig(inverse_loss_weight=-1.0)
+    with pytest.raises(ValueError, match='inverse_loss_weight'):
+        LearnerConfig(inverse_loss_weight=float('nan'))

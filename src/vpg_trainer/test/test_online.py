@@ -81,3 +81,37 @@ def test_tampered_checkpoint_is_refused(tmp_path):
         handle.write(b'\x00\x00\x80\x7f')
     with pytest.raises(ValueError, match='sha256'):
         OnlineTrainer(config(run, weights))
+
+
+def test_multitask_run_trains_the_inverse_model_with_the_node_parameters(tmp_path):
+    from vpg_policy.q_network import build_q_network
+    from vpg_trainer.trainer_node import build_config, PARAMETERS
+
+    defaults = {name: default for name, default, _ in PARAMETERS}
+    assert defaults['inverse_loss_weight'] == LearnerConfig().inverse_loss_weight
+    weights = tmp_path / 'init.safetensors'
+    save_weights(weights, build_q_network('multitask', SMALL, seed=0), 0)
+    trainer_config = build_config({
+        'run_dir': str(tmp_path / 'run'), 'initial_weights': str(weights),
+        'inverse_loss_weight': 0.25, 'batch_size': 4, 'max_updates_per_transition': 2.0})
+    assert trainer_config.learner.inverse_loss_weight == 0.25
+    trainer = OnlineTrainer(trainer_config)
+    assert trainer.model.variant == 'multitask'
+    assert np.isnan(trainer.mean_inverse_loss())
+    rng = np.random.default_rng(2)
+    for step in range(4):
+        push = step % 2 == 0
+        record = transition(rng, primitive=0 if push else 1, grasp_success=False,
+                            push_changed=push, changed_pixels=400 if push else 0, step=step)
+        record.height_after = np.roll(record.height_before, 5, axis=0)
+        trainer.add(record)
+    results = []
+    while (result := trainer.train_step()) is not None:
+        results.append(result)
+    assert len(results) == 8
+    inverse = [r.inverse_loss for r in results if r.inverse_loss is not None]
+    assert inverse and np.isfinite(trainer.mean_inverse_loss())
+    assert trainer.mean_inverse_loss() == pytest.approx(np.mean(inverse))
+    saved = trainer.save_checkpoint()
+    assert read_weights(saved.weights).metadata.variant == 'multitask'
+    trainer.close()

@@ -14,6 +14,12 @@ As VPG (../shared/notes/vpg.md):
   proportional to priority^alpha, with importance weights (Schaul et al.); every new
   transition trained on at once (VPG trains on each new action as it arrives).
 
+With a network that has a push inverse model (the `multitask` variant, Pinto & Gupta), the
+batch's pushes that changed the scene also train it: `inverse_loss_weight` x the inverse
+model's regression loss is added to the Q loss, so its gradient shapes the shared trunk. A
+push that moved nothing is left out: its before and after heightmaps are the same, so they
+say nothing about where it started or which way it went.
+
 Where we differ, on purpose: the future term of a replayed transition is recomputed once it
 is older than `future_refresh` updates (VPG kept the label computed when the action was new;
 recomputing it at every replay doubles the cost of an update on a CPU). Adam is the default
@@ -31,6 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from vpg_policy.decision import action_masks, ActionMask, GRASP, PUSH
+from vpg_policy.q_network import inverse_model_loss, normalised_pixel
+from vpg_policy.rotations import rotation_angle
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,12 @@ class LearnerConfig:
     """Maximum gradient norm per update (0 = no clipping)."""
     mask: ActionMask = field(default_factory=ActionMask)
     """Pixels the future maximum runs over; must equal the policy's action mask."""
+    inverse_loss_weight: float = 1.0
+    """
+    Weight of the push inverse-model loss added to the Q loss.
+
+    Only used when the network has an inverse model (multitask variant); 0 turns it off.
+    """
 
     def __post_init__(self):
         if not 0.0 <= self.gamma < 1.0:
@@ -67,6 +81,9 @@ class LearnerConfig:
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.learning_rate <= 0 or self.batch_size < 1:
             raise ValueError('learning_rate must be > 0 and batch_size >= 1')
+        if not 0.0 <= self.inverse_loss_weight < float('inf'):
+            raise ValueError(f'inverse_loss_weight must be finite and >= 0, got '
+                             f'{self.inverse_loss_weight}')
 
 
 def make_optimizer(model, config):
@@ -143,6 +160,24 @@ def executed_q(model, records):
     return torch.where(is_grasp, grasp, push)
 
 
+def inverse_loss(model, records):
+    """
+    Push inverse-model loss of push records (scalar tensor, with gradient).
+
+    The targets are each record's executed push: start pixel (row, col) in normalised
+    heightmap coordinates and direction rotation_index * 2 pi / num_rotations.
+    """
+    before = model.preprocess(np.stack([r.color_before for r in records]),
+                              np.stack([r.height_before for r in records]))
+    after = model.preprocess(np.stack([r.color_after for r in records]),
+                             np.stack([r.height_after for r in records]))
+    height, width = records[0].height_before.shape
+    start = normalised_pixel([r.row for r in records], [r.col for r in records], height, width)
+    angle = torch.tensor([rotation_angle(r.rotation_index, r.num_rotations) for r in records])
+    return inverse_model_loss(model.inverse(before, after), start.to(model.device),
+                              angle.to(model.device))
+
+
 @dataclass
 class UpdateResult:
     loss: float
@@ -151,6 +186,13 @@ class UpdateResult:
     """New |Q - label| + epsilon per sample."""
     labels: np.ndarray
     predictions: np.ndarray
+    inverse_loss: float | None = None
+    """
+    Push inverse-model loss (unweighted) of the batch's pushes.
+
+    None when none was computed: no inverse model, inverse_loss_weight 0, or no push in the
+    batch that changed the scene.
+    """
 
 
 class Learner:
@@ -174,8 +216,10 @@ class Learner:
         """
         One gradient step on records.
 
-        weights: importance weights (B,) or None; futures: max Q of the next heightmaps (B,)
-        when the caller has them (computed here otherwise).
+        weights: importance weights (B,) or None (they weigh the Q loss only); futures: max Q
+        of the next heightmaps (B,) when the caller has them (computed here otherwise). With
+        an inverse model, the pushes that changed the scene add inverse_loss_weight x its
+        loss.
         """
         for record in records:
             if record.primitive not in (PUSH, GRASP):
@@ -194,14 +238,30 @@ class Learner:
         loss = losses.mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f'loss is {float(loss)}; update skipped')
+        total, inverse = loss, None
+        pushes = self._inverse_model_records(records)
+        if pushes:
+            inverse = inverse_loss(self.model, pushes)
+            if not torch.isfinite(inverse):
+                raise FloatingPointError(f'inverse-model loss is {float(inverse.detach())}; '
+                                         'update skipped')
+            total = loss + self.config.inverse_loss_weight * inverse
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         predicted = predictions.detach().cpu().numpy().astype(np.float64)
         priorities = np.abs(predicted - labels) + self.config.priority_epsilon
-        return UpdateResult(float(loss.detach()), priorities, labels, predicted)
+        return UpdateResult(float(loss.detach()), priorities, labels, predicted,
+                            None if inverse is None else float(inverse.detach()))
+
+    def _inverse_model_records(self, records):
+        """Return the records the inverse model learns from: pushes that changed the scene."""
+        if not getattr(self.model, 'has_inverse_model', False) or \
+                self.config.inverse_loss_weight == 0:
+            return []
+        return [r for r in records if r.primitive == PUSH and record_changed(r, self.config)]
 
 
 def sample_prioritized(priorities, count, alpha, beta, rng, exclude=()):

@@ -93,6 +93,8 @@ class OnlineTrainer:
         self._new = deque(int(i) for i in ids if i > latest.trained_through)
         self._new_lock = threading.Lock()
         self.losses = deque(maxlen=50)
+        self.inverse_losses = deque(maxlen=50)
+        """Push inverse-model losses of recent updates that had one (multitask variant)."""
         self._futures = {}
         """replay id -> (update count when computed, future max Q)."""
 
@@ -154,6 +156,8 @@ class OnlineTrainer:
         self.updates += 1
         self._trained_through = max(self._trained_through, max(ids))
         self.losses.append(result.loss)
+        if result.inverse_loss is not None:
+            self.inverse_losses.append(result.inverse_loss)
         return result
 
     def _cached_futures(self, ids, records):
@@ -186,6 +190,10 @@ class OnlineTrainer:
 
     def mean_loss(self):
         return float(np.mean(self.losses)) if self.losses else float('nan')
+
+    def mean_inverse_loss(self):
+        """Mean recent push inverse-model loss; nan when there is none (e.g. vpg variant)."""
+        return float(np.mean(self.inverse_losses)) if self.inverse_losses else float('nan')
 
     def close(self):
         self.replay.close()

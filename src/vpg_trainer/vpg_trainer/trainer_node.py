@@ -12,6 +12,7 @@ The learning itself is vpg_trainer.online / learner (no ROS); this file converts
 runs threads.
 """
 
+import math
 import signal
 import sys
 import threading
@@ -72,6 +73,9 @@ PARAMETERS = [
     ('change_threshold', _L.change_threshold, 'Changed pixels above which an action changed '
      'the scene (the executor uses the same)'),
     ('grad_clip', _L.grad_clip, 'Gradient norm clip (0 = none)'),
+    ('inverse_loss_weight', _L.inverse_loss_weight,
+     'Weight of the push inverse-model loss added to the Q loss; used only by a variant with '
+     'an inverse model (multitask), 0 = off'),
     ('action_mask', _M.enabled, "Future max over the policy's action mask (keep equal to it)"),
     ('action_mask_min_height', _M.min_object_height, 'Object height for the mask, m'),
     ('action_mask_push_margin', _M.push_margin, 'Push margin around objects, m'),
@@ -106,7 +110,7 @@ def build_config(values):
         huber_delta=float(v['huber_delta']), priority_alpha=float(v['priority_alpha']),
         priority_beta=float(v['priority_beta']), priority_epsilon=float(v['priority_epsilon']),
         change_threshold=int(v['change_threshold']), grad_clip=float(v['grad_clip']),
-        mask=mask)
+        mask=mask, inverse_loss_weight=float(v['inverse_loss_weight']))
     return TrainerConfig(
         run_dir=v['run_dir'], replay_capacity=int(v['replay_capacity']),
         checkpoint_every=int(v['checkpoint_every']),
@@ -210,9 +214,11 @@ class TrainerNode(Node):
                 self._stop.wait(0.05)
                 continue
             if self.core.updates % log_every == 0:
+                inverse = self.core.mean_inverse_loss()
+                inverse = '' if math.isnan(inverse) else f', inverse-model loss {inverse:.4f}'
                 self.get_logger().info(
-                    f'update {self.core.updates}: loss {self.core.mean_loss():.4f}, replay '
-                    f'{len(self.core.replay)}, weights v{self.core.version}')
+                    f'update {self.core.updates}: loss {self.core.mean_loss():.4f}{inverse}, '
+                    f'replay {len(self.core.replay)}, weights v{self.core.version}')
             if self.core.checkpoint_due():
                 self.checkpoint()
 
