@@ -10,8 +10,9 @@ RUN ?= results/runs/vpg-seed$(SEED)
 TRAIN_ARGS ?=
 EVAL_RUNS ?= 30
 EVAL_ARGS ?=
+SOAK_ARGS ?=
 
-.PHONY: help setup demo test test-fast bench train eval clean
+.PHONY: help setup demo test test-fast bench train eval soak clean
 
 help:
 	@echo "make setup      create .venv with pinned ROS 2 kilted wheels, torch (CPU), MuJoCo; colcon build"
@@ -21,6 +22,7 @@ help:
 	@echo "make bench      run every script in bench/ (each prints one JSON object last)"
 	@echo "make train      learn online in the MuJoCo cell"
 	@echo "make eval       VPG's evaluation in the MuJoCo cell"
+	@echo "make soak       500 primitives: node memory and action rate (docs/reliability.md)"
 
 setup:
 	@bash tools/bootstrap.sh
@@ -46,6 +48,9 @@ train: setup
 
 eval: setup
 	@$(ENV) python -m vpg_evaluation.evaluate --runs $(EVAL_RUNS) $(EVAL_ARGS)
+
+soak: setup
+	@$(ENV) python -m vpg_bringup.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf build install log
