@@ -6,38 +6,12 @@ import threading
 import time
 
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from vpg_bringup.graph import sim_graph
 from vpg_bringup.pick_all_client import (EpisodeLog, PickAllClient, PickAllClientError,
                                          StepRecord)
 from vpg_bringup.runner import GraphRunner, NodeDied
+from vpg_bringup.spun_node import SpunNode
 from vpg_interfaces.action import PickAll
-
-
-class SpunNode:
-    """A client node spun in a background thread, as the client's callers do."""
-
-    def __init__(self, name):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image, JointState
-from test_pick_all_client import SpunNode
 from vpg_bringup.graph import sim_graph
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.runner import GraphRunner
+from vpg_bringup.spun_node import SpunNode
 from vpg_executor.motion import UR_JOINT_NAMES
 from vpg_executor.primitives import PrimitiveConfig
 from vpg_interfaces.action import PickAll

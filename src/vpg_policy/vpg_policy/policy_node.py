@@ -368,6 +368,8 @@ def main(args=None):
         while spinner.is_alive() and not stop.wait(timeout=0.5):
             pass
         executor.shutdown(timeout_sec=5.0)
+        # The node is destroyed only once the spinning thread has left the executor.
+        spinner.join(timeout=10.0)
         node.destroy_node()
     return 0
 

@@ -270,6 +270,8 @@ def main(args=None):
             pass
         node.close()
         executor.shutdown(timeout_sec=5.0)
+        # The node is destroyed only once the spinning thread has left the executor.
+        spinner.join(timeout=10.0)
         node.destroy_node()
     return 0
 
