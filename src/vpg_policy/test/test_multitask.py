@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from synthetic_scenes import scene
 import torch
 from vpg_perception.grid import HeightmapGrid
 
@@ -27,16 +28,6 @@ LEARNING = MultitaskQNetworkConfig(num_rotations=8, stem_channels=8, trunk_chann
                                    head_dilations=(1,), inverse_channels=16,
                                    inverse_dilations=(1, 2, 4))
 SIZE = 64
-
-
-def scene(size=SIZE, seed=0):
-    rng = np.random.default_rng(seed)
-    color = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    height = np.zeros((size, size), np.float32)
-    for _ in range(4):
-        r, c = rng.integers(4, size - 12, 2)
-        height[r:r + rng.integers(3, 9), c:c + rng.integers(3, 9)] = rng.uniform(0.02, 0.06)
-    return color, height
 
 
 def draw_block(color, height, centre, half, rgb):

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from synthetic_scenes import scene
 import torch
 
 from vpg_policy.q_network import (build_q_network, forward_flops, IsotropicConv2d,
@@ -15,16 +16,6 @@ from vpg_policy.weights import IncompatibleWeightsError, load_model, save_weight
 TINY = QNetworkConfig(num_rotations=8, stem_channels=4, trunk_channels=6,
                       trunk_dilations=(1, 2), feature_channels=4, head_channels=6,
                       head_dilations=(1,))
-
-
-def scene(size=64, seed=0):
-    rng = np.random.default_rng(seed)
-    color = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    height = np.zeros((size, size), np.float32)
-    for _ in range(4):
-        r, c = rng.integers(4, size - 12, 2)
-        height[r:r + rng.integers(3, 9), c:c + rng.integers(3, 9)] = rng.uniform(0.02, 0.06)
-    return color, height
 
 
 def test_full_forward_shapes_and_grasp_symmetry():
