@@ -24,6 +24,7 @@ def test_summary_of_hand_made_samples():
                                         'max_mb': 160.0, 'growth_mb': 5.0}
     assert summary['rate_windows'] == [0.5, 1.0, 0.5]
     assert summary['rate_first_window'] == 0.5 and summary['rate_last_window'] == 0.5
+    assert [sample['actions'] for sample in summary['samples']] == [0, 5, 15, 20]
 
 
 @pytest.mark.slow

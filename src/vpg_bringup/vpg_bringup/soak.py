@@ -15,6 +15,7 @@ import argparse
 from collections import Counter
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -80,7 +81,9 @@ def summarise(sampler, actions, wall_s, reasons, crashed, warmup_index=1):
             'memory': memory, 'rate_windows': rates,
             'rate_first_window': rates[0] if rates else None,
             'rate_last_window': rates[-1] if rates else None,
-            'episode_end_reasons': dict(reasons)}
+            'episode_end_reasons': dict(reasons),
+            'samples': [{'wall_s': round(t - samples[0][0], 1), 'actions': a, 'memory_mb': m}
+                        for t, a, m in samples]}
 
 
 def parse_args(argv):
@@ -133,7 +136,7 @@ def main(argv=None):
                                 epsilon=args.epsilon)
             episode_log = client.run(goal, timeout=1800.0)
             actions += episode_log.actions
-            reasons[episode_log.reason.split(':')[0]] += 1
+            reasons[re.sub(r'\d+', 'N', episode_log.reason.split(':')[0])] += 1
             episode += 1
             if actions >= next_sample or actions >= args.primitives:
                 sampler.sample(actions)
