@@ -415,7 +415,12 @@ def test_real_launch_starts_the_real_graph_and_the_drivers(backend):
     specs = real_graph('/cal.yaml', weights='/w.safetensors', motion_backend=backend,
                        trainer=True, run_dir='/runs/real')
     nodes = run.our_nodes()
-    extra = {'executor': [{'moveit_stand_in': True}]} if backend == 'moveit' else {}
+    # With MoveIt: the MoveIt configuration, then execution-duration monitoring switched on
+    # (ur_moveit_config ships it off, which would leave a stalled trajectory without end).
+    extra = {'executor': [{'moveit_stand_in': True}, {
+        'trajectory_execution.execution_duration_monitoring': True,
+        'trajectory_execution.allowed_execution_duration_scaling': 3.0}]} \
+        if backend == 'moveit' else {}
     assert [{**n, 'parameters': n['parameters'][:len(e['parameters'])]} for n, e in
             zip(nodes, expected(specs))] == expected(specs)
     for node in nodes:

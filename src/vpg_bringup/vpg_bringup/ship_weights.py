@@ -21,7 +21,7 @@ REQUIRED = ('command', 'seed', 'actions', 'grasp_success_last200', 'wall_minutes
 
 
 def relative_command(command, run_dir):
-    """The run's command with its run folder relative to the working directory."""
+    """Return the run's command with its run folder relative to the working directory."""
     absolute = os.path.abspath(run_dir)
     return command.replace(absolute, os.path.relpath(absolute))
 

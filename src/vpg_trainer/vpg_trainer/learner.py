@@ -237,7 +237,7 @@ class Learner:
                                               device=losses.device)
         loss = losses.mean()
         if not torch.isfinite(loss):
-            raise FloatingPointError(f'loss is {float(loss)}; update skipped')
+            raise FloatingPointError(f'loss is {float(loss.detach())}; update skipped')
         total, inverse = loss, None
         pushes = self._inverse_model_records(records)
         if pushes:
