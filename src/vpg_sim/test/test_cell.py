@@ -152,3 +152,22 @@ def test_config_validation():
         CellConfig(timestep=0.0)
     with pytest.raises(ValueError):
         CellConfig(workspace_x=(0.0, -1.0))
+
+
+def test_an_unstable_step_keeps_time_positions_and_commands():
+    cell = Cell()
+    cell.reset([cube(-0.5, 0.0), cube(-0.6, 0.1)])
+    cell.settle()
+    cell.set_gripper(0.5)
+    cell.step(50)
+    time_before, qpos_before = cell.time, cell.data.qpos.copy()
+    ctrl_before = cell.data.ctrl.copy()
+    cell.data.qvel[-1] = np.nan  # a block's velocity blows up: MuJoCo resets its state
+    cell.step()
+    assert cell.instability_recoveries == 1
+    assert cell.time > time_before  # the clock did not jump back to zero
+    np.testing.assert_allclose(cell.data.qpos, qpos_before)
+    np.testing.assert_allclose(cell.data.ctrl, ctrl_before)
+    assert np.all(np.isfinite(cell.data.qvel))
+    cell.step(100)  # and it goes on stepping
+    assert cell.instability_recoveries == 1 and cell.time > time_before + 0.1

@@ -110,6 +110,8 @@ class Cell:
         self._gripper_target = 0.0
         self._desired = (self._initial.copy(), np.zeros(len(scene.ARM_JOINTS)))
         self._reset_time = 0.0
+        self.instability_recoveries = 0
+        """Times the physics went unstable and the state was restored (see _recover)."""
         self._build([], previous=None)
 
     # -- building -----------------------------------------------------------------------
@@ -226,10 +228,29 @@ class Cell:
                 data.ctrl[self._arm_act] = self._servo_target(position, velocity, acceleration)
                 if data.time > follower.end_time:
                     self._follower = None  # ctrl keeps the last point
+            time_before, qpos_before, ctrl_before = data.time, data.qpos.copy(), data.ctrl.copy()
             mujoco.mj_step(model, data)
+            if data.time < time_before:
+                self._recover(time_before, qpos_before, ctrl_before)
             self._steps += 1
             if self._steps % _BOOKKEEPING_INTERVAL == 0 and len(self._objects):
                 self._update_blocks()
+
+    def _recover(self, time_before, qpos_before, ctrl_before):
+        """
+        Undo MuJoCo's automatic reset after an instability (NaN or huge qacc/qvel/qpos).
+
+        MuJoCo then resets the whole state, time included, which would send the simulated
+        clock backwards and bring removed blocks back. Instead: the positions from before the
+        failed step, every velocity zero, the same commands, time going on.
+        """
+        data = self.data
+        data.time = time_before + self.model.opt.timestep
+        data.qpos[:] = qpos_before
+        data.qvel[:] = 0.0
+        data.ctrl[:] = ctrl_before
+        mujoco.mj_forward(self.model, data)
+        self.instability_recoveries += 1
 
     def _servo_target(self, position, velocity, acceleration):
         """

@@ -390,10 +390,17 @@ class SimNode(Node):
         frames = FrameScheduler(p.camera_rate_hz, p.camera_max_wall_rate_hz,
                                 rest_dwell=_REST_FRAME_DWELL, start=cell.time)
         pacer = Pacer()
+        recoveries = cell.instability_recoveries
         try:
             while not self._stop.is_set():
                 with self._lock:
                     cell.advance_to(min(clock.next_time, joints.next_time, frames.next_time))
+                    if cell.instability_recoveries != recoveries:
+                        recoveries = cell.instability_recoveries
+                        self.get_logger().error(
+                            f'physics went unstable at {cell.time:.3f} s (MuJoCo reset its '
+                            'state): positions before the step restored, velocities zeroed '
+                            f'({recoveries} so far)')
                     now = cell.time
                     stamp = _stamp(now)
                     clock_msg = joint_msg = snapshot = None
