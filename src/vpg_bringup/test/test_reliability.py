@@ -154,11 +154,17 @@ def start_goal(client, max_actions):
     return handle, first
 
 
+def goal_past_its_first_action(client, seed, max_actions):
+    """Reset to a 4-block scene, send a goal and return its handle once an action is done."""
+    client.reset_scene(num_objects=4, seed=seed, timeout=120.0)
+    handle, first = start_goal(client, max_actions=max_actions)
+    assert first.wait(300.0), 'no feedback from the first action'
+    return handle
+
+
 def test_a_five_second_camera_outage_is_waited_out(cell):
     client, runner, probe, parameters = cell
-    client.reset_scene(num_objects=4, seed=11, timeout=120.0)
-    handle, first = start_goal(client, max_actions=3)
-    assert first.wait(300.0), 'no feedback from the first action'
+    handle = goal_past_its_first_action(client, seed=11, max_actions=3)
     off = time.monotonic()
     set_camera(parameters, False)
     time.sleep(5.0)
@@ -177,9 +183,7 @@ def test_a_five_second_camera_outage_is_waited_out(cell):
 
 def test_a_camera_outage_longer_than_the_timeout_aborts_with_a_reason(cell):
     client, runner, probe, parameters = cell
-    client.reset_scene(num_objects=4, seed=12, timeout=120.0)
-    handle, first = start_goal(client, max_actions=4)
-    assert first.wait(300.0), 'no feedback from the first action'
+    handle = goal_past_its_first_action(client, seed=12, max_actions=4)
     off = time.monotonic()
     set_camera(parameters, False)
     try:
@@ -203,9 +207,7 @@ def test_a_camera_outage_longer_than_the_timeout_aborts_with_a_reason(cell):
 
 def test_policy_killed_and_restarted_during_pick_all(cell):
     client, runner, probe, parameters = cell
-    client.reset_scene(num_objects=4, seed=13, timeout=120.0)
-    handle, first = start_goal(client, max_actions=4)
-    assert first.wait(300.0), 'no feedback from the first action'
+    handle = goal_past_its_first_action(client, seed=13, max_actions=4)
     killed = time.monotonic()
     runner.kill('policy')
     time.sleep(1.0)

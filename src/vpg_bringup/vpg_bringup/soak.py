@@ -117,7 +117,6 @@ def main(argv=None):
     sampler = Sampler(runner)
     reasons = Counter()
     actions = 0
-    crashed = {}
     error = None
     start = time.monotonic()
     try:

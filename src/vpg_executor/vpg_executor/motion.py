@@ -190,10 +190,14 @@ class TrackedPath:
     first; between samples the path is taken as linear.
     """
 
-    def __init__(self, times, positions, lag):
+    def __init__(self, times, positions, lag, samples=400):
         self.times = np.asarray(times, dtype=float)
         self.positions = np.asarray(positions, dtype=float)
         self.lag = float(lag)
+        # One dense sampling of the path serves leave_time and nearest_time.
+        self._grid = np.linspace(0.0, self.times[-1], samples)
+        self._dense = np.stack([np.interp(self._grid, self.times, column)
+                                for column in self.positions.T], axis=1)
 
     def at(self, t):
         """Commanded joints at time t (clamped to the path's ends)."""
@@ -201,16 +205,14 @@ class TrackedPath:
 
     def leave_time(self, distance):
         """First time (s) at which any joint is `distance` from the start (0 if never)."""
-        grid = np.linspace(0.0, self.times[-1], 400)
-        moved = np.max(np.abs(np.stack([self.at(t) for t in grid]) - self.positions[0]), axis=1)
+        moved = np.max(np.abs(self._dense - self.positions[0]), axis=1)
         index = np.flatnonzero(moved >= distance)
-        return float(grid[index[0]]) if index.size else 0.0
+        return float(self._grid[index[0]]) if index.size else 0.0
 
     def nearest_time(self, q):
         """Path time (s) whose position is nearest q (largest joint distance)."""
-        grid = np.linspace(0.0, self.times[-1], 400)
-        points = np.stack([self.at(t) for t in grid])
-        return float(grid[np.argmin(np.max(np.abs(points - np.asarray(q)), axis=1))])
+        distance = np.max(np.abs(self._dense - np.asarray(q, dtype=float)), axis=1)
+        return float(self._grid[np.argmin(distance)])
 
     def error(self, q, t):
         """Largest distance (rad) of any joint from the path swept during [t - lag, t + lag]."""
