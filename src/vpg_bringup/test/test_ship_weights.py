@@ -50,3 +50,14 @@ def test_tampered_or_unfinished_runs_are_refused(tmp_path, capsys):
     (run_dir / 'run.json').write_text(json.dumps({'seed': 1}))
     with pytest.raises(ValueError, match='lacks'):
         ship(str(run_dir), 'x', str(tmp_path / 'w'))
+
+
+def test_a_rate_never_measured_is_written_as_null(tmp_path):
+    run_dir, _ = make_run(tmp_path)
+    run = json.loads((run_dir / 'run.json').read_text())
+    run['push_success_last200'] = float('nan')  # a grasp-only run's run.json before nulls
+    (run_dir / 'run.json').write_text(json.dumps(run))
+    ship(str(run_dir), 'grasp_only', str(tmp_path / 'weights'))
+    text = (tmp_path / 'weights' / 'grasp_only.json').read_text()
+    assert 'NaN' not in text
+    assert json.loads(text)['push_success_last200'] is None

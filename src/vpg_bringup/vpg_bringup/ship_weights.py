@@ -11,6 +11,7 @@ Usage: python -m vpg_bringup.ship_weights --run-dir results/runs/vpg-seed0 --nam
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -54,8 +55,11 @@ def ship(run_dir, name, out_dir='weights'):
         'updates': run.get('updates'),
         'size_bytes': os.path.getsize(target),
     })
+    # A rate of a primitive never tried (push in a grasp-only run) is null, not NaN (not JSON).
+    record = {key: None if isinstance(value, float) and math.isnan(value) else value
+              for key, value in record.items()}
     with open(os.path.join(out_dir, name + '.json'), 'w') as stream:
-        json.dump(record, stream, indent=1)
+        json.dump(record, stream, indent=1, allow_nan=False)
         stream.write('\n')
     return record
 

@@ -175,15 +175,20 @@ class TrainingRun:
 
 
 def _pct(value):
-    return '  n/a' if math.isnan(value) else f'{100 * value:4.1f}%'
+    return '  n/a' if value is None or math.isnan(value) else f'{100 * value:4.1f}%'
+
+
+def _json_rate(value):
+    return None if math.isnan(value) else value
 
 
 def write_run_json(run_dir, args, argv, progress, wall_s):
     info = {
         'command': 'python -m vpg_bringup.training_run ' + shlex.join(argv),
         'seed': args.seed, 'cells': args.cells, 'actions': progress.actions,
-        'grasp_success_last200': progress.grasp_success_rate,
-        'push_success_last200': progress.push_success_rate,
+        # null (not NaN, which is not JSON) for a primitive never tried
+        'grasp_success_last200': _json_rate(progress.grasp_success_rate),
+        'push_success_last200': _json_rate(progress.push_success_rate),
         'grasp_attempts': progress.grasp_attempts, 'push_attempts': progress.push_attempts,
         'wall_minutes': round(wall_s / 60.0, 1),
     }
@@ -191,7 +196,7 @@ def write_run_json(run_dir, args, argv, progress, wall_s):
     if latest is not None:
         info.update(weights_version=latest.version, weights=latest.weights,
                     sha256=latest.sha256, updates=latest.updates)
-    (Path(run_dir) / 'run.json').write_text(json.dumps(info, indent=2) + '\n')
+    (Path(run_dir) / 'run.json').write_text(json.dumps(info, indent=2, allow_nan=False) + '\n')
     return info
 
 
