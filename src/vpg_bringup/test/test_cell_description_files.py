@@ -76,6 +76,19 @@ def executor_parameters(name):
     return parameters(load_yaml(CONFIG_DIR / name)['/**/executor'])
 
 
+# The action type each gripper controller serves, as executor gripper.interface names it.
+GRIPPER_INTERFACE_OF = {
+    'parallel_gripper_action_controller/GripperActionController': 'parallel_gripper_command',
+    'position_controllers/GripperActionController': 'gripper_command'}
+
+
+def executor_gripper_interface(executor):
+    """The executor's gripper.interface: set in the file, else the parameter's default."""
+    from vpg_executor.parameters import PARAMETERS
+    defaults = {name: default for name, default, _ in PARAMETERS}
+    return executor.get('gripper.interface', defaults['gripper.interface'])
+
+
 def rpy_matrix(roll, pitch, yaw):
     cr, sr, cp, sp = math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch)
     cy, sy = math.cos(yaw), math.sin(yaw)
@@ -183,6 +196,7 @@ def test_gazebo_controllers_serve_what_the_executor_uses():
     gripper_controller = executor['gripper.action'].split('/')[1]
     assert gripper_controller in types
     assert parameters(controllers[gripper_controller])['joint'] == executor['gripper.joint']
+    assert executor_gripper_interface(executor) == GRIPPER_INTERFACE_OF[types[gripper_controller]]
 
 
 def test_gazebo_launch_spawns_every_configured_controller():
@@ -201,6 +215,8 @@ def test_real_gripper_controllers_have_types_and_the_executors_joint():
     assert executor['gripper.action'] == '/robotiq_gripper_controller/gripper_cmd'
     assert (parameters(controllers['robotiq_gripper_controller'])['joint']
             == executor['gripper.joint'])
+    controller_type = parameters(controllers['robotiq_gripper_controller'])['type']
+    assert executor_gripper_interface(executor) == GRIPPER_INTERFACE_OF[controller_type]
     assert executor['robot.trajectory_topic'] == (
         '/scaled_joint_trajectory_controller/joint_trajectory')
 
@@ -267,3 +283,10 @@ def test_srdf_disables_collisions_between_existing_links_only():
     needed = {frozenset((a, b)) for i, a in enumerate(gripper) for b in gripper[i + 1:]}
     needed |= {frozenset((link, 'wrist_3_link')) for link in gripper}
     assert needed <= pairs
+
+
+def test_mujoco_cell_and_executor_speak_the_same_gripper_action():
+    config = load_yaml(CONFIG_DIR / 'sim.yaml')
+    sim = parameters(config['/**/sim'])
+    executor = executor_parameters('sim.yaml')
+    assert sim['gripper_interface'] == executor_gripper_interface(executor)

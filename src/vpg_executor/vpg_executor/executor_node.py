@@ -3,7 +3,8 @@ executor_node: runs push/grasp primitives on the arm and serves the `pick_all` a
 
 Thin rclpy wrapper over the ROS-free core (pick_all.PickAllLoop, primitives, motion, safety).
 Talks to the arm like ur_robot_driver expects (JointTrajectory on the joint trajectory
-controller's topic, /joint_states), to the gripper through control_msgs' GripperCommand action,
+controller's topic, /joint_states), to the gripper through control_msgs' GripperCommand or
+ParallelGripperCommand action (parameter gripper.interface),
 to perception through `get_heightmap` and to the policy through `choose_primitive`; publishes
 every executed action as a Transition on `transitions`.
 
@@ -15,6 +16,7 @@ primitive when no goal is running.
 import math
 import threading
 
+from action_msgs.msg import GoalStatus
 import numpy as np
 import rclpy
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
@@ -25,6 +27,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from vpg_executor import gripper_action
 from vpg_executor.motion import JointStateCache, JointTrajectoryBackend, MotionError
 from vpg_executor.parameters import declare_parameters
 from vpg_executor.pick_all import (Choice, Goal, goal_problem, Observation, PerceptionError,
@@ -37,15 +40,14 @@ from vpg_interfaces.msg import PrimitiveAction, Transition
 from vpg_interfaces.srv import ChoosePrimitive, ExecutePrimitive, GetHeightmap
 from vpg_perception.conversions import heightmap_from_msg
 
-try:  # the real gripper controller's type; an identical copy where control_msgs is missing
-    from control_msgs.action import GripperCommand
-except ImportError:
-    from vpg_interfaces.action import GripperCommand
-
 # Transient local: a trainer that (re)starts late still receives the last 100 transitions.
 TRANSITION_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.TRANSIENT_LOCAL,
                             history=HistoryPolicy.KEEP_LAST)
+
+
+_STATUS_NAMES = {GoalStatus.STATUS_ABORTED: 'aborted', GoalStatus.STATUS_CANCELED: 'canceled',
+                 GoalStatus.STATUS_UNKNOWN: 'unknown'}
 
 
 def wait_future(future, timeout):
@@ -73,7 +75,9 @@ class ExecutorNode(Node):
                                  self._on_joint_states, 50, callback_group=self._io_group)
         self._trajectory_pub = self.create_publisher(
             JointTrajectory, values['robot.trajectory_topic'], 10)
-        self._gripper_client = ActionClient(self, GripperCommand, values['gripper.action'],
+        self._gripper_interface = gripper_action.parse_interface(values['gripper.interface'])
+        self._gripper_action = gripper_action.action_type(self._gripper_interface)
+        self._gripper_client = ActionClient(self, self._gripper_action, values['gripper.action'],
                                             callback_group=self._io_group)
         self._heightmap_client = self.create_client(GetHeightmap, 'get_heightmap',
                                                     callback_group=self._io_group)
@@ -129,15 +133,27 @@ class ExecutorNode(Node):
         if not self._gripper_client.wait_for_server(timeout_sec=timeout):
             raise MotionError(f'gripper action {self.params.values["gripper.action"]} '
                               f'not available within {timeout} s')
-        goal = GripperCommand.Goal()
-        goal.command.position = float(position)
-        goal.command.max_effort = float(max_effort)
+        goal = gripper_action.make_goal(self._gripper_action, self._gripper_interface,
+                                        self.params.values['gripper.joint'], position,
+                                        max_effort)
         sent = self._gripper_client.send_goal_async(goal)
         if not wait_future(sent, timeout) or not sent.result().accepted:
             raise MotionError('gripper goal not accepted')
-        result = sent.result().get_result_async()
+        handle = sent.result()
+        result = handle.get_result_async()
         if not wait_future(result, timeout):
-            raise MotionError(f'gripper did not finish within {timeout} s')
+            # Do not leave the controller working on a goal nobody waits for.
+            handle.cancel_goal_async()
+            raise MotionError(f'gripper did not finish within {timeout} s (goal cancelled)')
+        status = result.result().status
+        if status != GoalStatus.STATUS_SUCCEEDED:
+            # Not an error: a controller without allow_stalling aborts a goal whose fingers
+            # stop on an object, which is a grasp. The finger joint state decides the reward.
+            finger = gripper_action.result_position(self._gripper_interface,
+                                                    result.result().result)
+            self.get_logger().warning(
+                f'gripper goal to {position:.3f} ended with status '
+                f'{_STATUS_NAMES.get(status, status)}; finger at {finger:.3f}')
 
     # --- perception and policy --------------------------------------------------------------
     def _call(self, client, request, timeout, what, error):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 
+from vpg_executor.gripper_action import parse_interface
 from vpg_executor.motion import TrajectoryConfig
 from vpg_executor.moveit_backend import MoveItConfig
 from vpg_executor.primitives import PrimitiveConfig
@@ -37,7 +38,11 @@ PARAMETERS = [
     ('robot.arrival_timeout_margin', _T.arrival_timeout_margin,
      'Seconds to wait for arrival beyond the trajectory duration'),
     ('gripper.action', '/robotiq_gripper_controller/gripper_cmd',
-     'control_msgs/action/GripperCommand server of the gripper controller'),
+     'Action server of the gripper controller'),
+    ('gripper.interface', 'parallel_gripper_command',
+     "Its action type: 'parallel_gripper_command' (control_msgs/ParallelGripperCommand, "
+     "ros2_robotiq_gripper from Kilted on) or 'gripper_command' (control_msgs/GripperCommand, "
+     'up to Jazzy)'),
     ('gripper.joint', _T.gripper_joint, 'Finger joint reported in joint states'),
     ('gripper.closed_position', _T.gripper_closed_position,
      'Finger joint position when closed on nothing'),
@@ -128,6 +133,7 @@ def build_parameters(values):
     merged = {name: default for name, default, _ in PARAMETERS}
     merged.update(values)
     v = merged
+    parse_interface(v['gripper.interface'])
     if v['motion_backend'] not in ('joint_trajectory', 'moveit'):
         raise ValueError(f"motion_backend must be 'joint_trajectory' or 'moveit', "
                          f"got {v['motion_backend']!r}")

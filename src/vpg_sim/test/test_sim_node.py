@@ -216,10 +216,10 @@ def test_gripper_commands_are_clamped_and_nan_refused(sim):
     client = sim
     status, result = client.gripper(5.0)
     assert status == GoalStatus.STATUS_SUCCEEDED
-    assert result.reached_goal and 0.75 < result.position < 0.8
-    assert client.finger_position() == pytest.approx(result.position, abs=0.02)
+    assert result.reached_goal and 0.75 < client.result_position(result) < 0.8
+    assert client.finger_position() == pytest.approx(client.result_position(result), abs=0.02)
     status, result = client.gripper(-3.0)
-    assert status == GoalStatus.STATUS_SUCCEEDED and result.position < 0.02
+    assert status == GoalStatus.STATUS_SUCCEEDED and client.result_position(result) < 0.02
     assert client.gripper(math.nan) == (None, None)
 
 

@@ -1,18 +1,22 @@
 """The `sim` node in-process: parameters, interface names, start-up scene, real-time pacing."""
 
+import math
 import threading
 import time
 
 import pytest
 import rclpy
+from rclpy.action import ActionClient
 from rclpy.exceptions import InvalidParameterValueException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
 from vpg_interfaces.srv import CountObjects
 
 from vpg_sim import blocks
-from vpg_sim.sim_node import SimNode
+from vpg_sim.sim_node import (FINGER_JOINT_NAME, GRIPPER_ACTION, gripper_action_type,
+                              GRIPPER_INTERFACES, SimNode)
 
 
 @pytest.fixture
@@ -115,3 +119,63 @@ def test_real_time_factor_one_never_runs_ahead_of_the_wall_clock(context):
         assert 0.3 * wall < simulated <= wall + 0.03
     finally:
         stop(*parts)
+
+
+def _wait(future, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert future.done(), 'no answer in time'
+    return future.result()
+
+
+def _goal(action, interface, positions):
+    goal = action.Goal()
+    if interface == 'gripper_command':
+        goal.command.position = positions[0]
+    else:
+        goal.command = JointState(name=[FINGER_JOINT_NAME] * len(positions),
+                                  position=list(positions))
+    return goal
+
+
+@pytest.mark.parametrize('interface', GRIPPER_INTERFACES)
+def test_gripper_serves_either_action_type(context, interface):
+    parts = run(context, [Parameter('gripper_interface', value=interface),
+                          Parameter('real_time_factor', value=0.0),
+                          Parameter('num_objects', value=0)])
+    client = parts[1]
+    try:
+        action = gripper_action_type(interface)
+        feedback_type = (f'{action.__module__.split(".")[0]}/action/'
+                         f'{action.__name__}_FeedbackMessage')
+        assert action.__name__ == {'gripper_command': 'GripperCommand',
+                                   'parallel_gripper_command': 'ParallelGripperCommand'}[interface]
+        gripper = ActionClient(client, action, GRIPPER_ACTION)
+        assert gripper.wait_for_server(timeout_sec=30)
+        topics = dict(client.get_topic_names_and_types())
+        assert topics[GRIPPER_ACTION + '/_action/feedback'] == [feedback_type]
+
+        handle = _wait(gripper.send_goal_async(_goal(action, interface, [0.5])))
+        assert handle.accepted
+        outcome = _wait(handle.get_result_async(), timeout=20)
+        result = outcome.result
+        position = (result.position if interface == 'gripper_command'
+                    else result.state.position[0])
+        assert result.reached_goal and position == pytest.approx(0.5, abs=0.02)
+        if interface == 'parallel_gripper_command':
+            assert list(result.state.name) == [FINGER_JOINT_NAME]
+
+        assert not _wait(gripper.send_goal_async(_goal(action, interface, [math.nan]))).accepted
+        if interface == 'parallel_gripper_command':  # the controller wants exactly one
+            for positions in ([], [0.1, 0.2]):
+                goal = _goal(action, interface, positions)
+                assert not _wait(gripper.send_goal_async(goal)).accepted, positions
+    finally:
+        stop(*parts)
+
+
+def test_unknown_gripper_interface_refused_at_start(context):
+    with pytest.raises(ValueError, match='gripper_interface'):
+        SimNode(context=context, parameter_overrides=[
+            Parameter('gripper_interface', value='robotiq_serial')])

@@ -21,8 +21,8 @@ from vpg_perception.conversions import image_to_numpy
 
 from vpg_sim import motion, scene
 from vpg_sim.sim_node import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
-                              FINGER_JOINT_NAME, GRIPPER_ACTION, GripperCommand,
-                              TRAJECTORY_TOPIC)
+                              FINGER_JOINT_NAME, GRIPPER_ACTION, gripper_action_type,
+                              GRIPPER_INTERFACES, TRAJECTORY_TOPIC)
 
 # Finger joint readings: fully closed on nothing ~0.78 rad; holding a block reads less.
 EMPTY_GRASP_THRESHOLD = 0.75
@@ -43,8 +43,9 @@ class CellClient:
     and raises TimeoutError when it passes.
     """
 
-    def __init__(self, node, spin_once, camera=False):
+    def __init__(self, node, spin_once, camera=False, gripper_interface=GRIPPER_INTERFACES[0]):
         self.node = node
+        self.gripper_interface = gripper_interface
         self._spin_once = spin_once
         self.joint_state = None
         self.last_move_end = 0.0  # simulated time the last move() trajectory ended
@@ -54,7 +55,8 @@ class CellClient:
         self._traj_pub = node.create_publisher(JointTrajectory, TRAJECTORY_TOPIC, 10)
         # Depth 1: only the newest state matters, and a backlog would delay every wait.
         node.create_subscription(JointState, '/joint_states', self._on_joint_state, 1)
-        self._gripper = ActionClient(node, GripperCommand, GRIPPER_ACTION)
+        self._gripper_action = gripper_action_type(gripper_interface)
+        self._gripper = ActionClient(node, self._gripper_action, GRIPPER_ACTION)
         self._reset = node.create_client(ResetScene, '/sim/reset_scene')
         self._count = node.create_client(CountObjects, '/sim/count_objects')
         if camera:
@@ -217,9 +219,12 @@ class CellClient:
 
     def gripper(self, position, timeout=30.0):
         """Send a gripper goal and wait for its result; returns (status, result)."""
-        goal = GripperCommand.Goal()
-        goal.command.position = float(position)
-        goal.command.max_effort = 50.0
+        goal = self._gripper_action.Goal()
+        if self.gripper_interface == 'gripper_command':
+            goal.command.position = float(position)
+            goal.command.max_effort = 50.0
+        else:
+            goal.command = JointState(name=[FINGER_JOINT_NAME], position=[float(position)])
         future = self._gripper.send_goal_async(goal)
         self.wait_for(future.done, timeout, 'the gripper goal response')
         handle = future.result()
@@ -229,6 +234,12 @@ class CellClient:
         self.wait_for(result_future.done, timeout, 'the gripper result')
         outcome = result_future.result()
         return outcome.status, outcome.result
+
+    def result_position(self, result):
+        """Finger position (rad) a gripper result reports, whichever the action type."""
+        if self.gripper_interface == 'gripper_command':
+            return result.position
+        return result.state.position[0]
 
     # -- services -----------------------------------------------------------------------
 

@@ -7,11 +7,14 @@ Interfaces (absolute names are the real drivers'):
   arm follows it; a new one replaces the current one. Rejected with a logged error, arm
   unchanged: unknown, missing or duplicate joints, NaN/inf, positions outside the joint limits,
   non-increasing times, mean segment speeds above the UR's pi rad/s.
-- /robotiq_gripper_controller/gripper_cmd (control_msgs/action/GripperCommand; the identical
-  vpg_interfaces copy where control_msgs is not installed): command.position is the finger
-  joint angle in rad (0 open .. 0.8 closed; outside values are clamped, a NaN goal is
-  rejected); max_effort is ignored. Succeeds when the target is reached or the fingers stall on
-  an object (result.stalled); a new goal aborts the running one.
+- /robotiq_gripper_controller/gripper_cmd: control_msgs/action/ParallelGripperCommand as
+  ros2_robotiq_gripper serves it from Kilted on (command: one position of
+  robotiq_85_left_knuckle_joint), or GripperCommand as up to Jazzy (parameter
+  gripper_interface; identical vpg_interfaces copies where control_msgs is not installed).
+  The position is the finger joint angle in rad (0 open .. 0.8 closed; outside values are
+  clamped, a NaN goal is rejected); effort limits are ignored. Succeeds when the target is
+  reached or the fingers stall on an object (result.stalled); a new goal aborts the running
+  one.
 - /camera/camera/color/image_raw (rgb8), /camera/camera/aligned_depth_to_color/image_raw
   (16UC1, mm, 0 = no data) and their camera_info, frame camera_color_optical_frame, one stamp
   per colour/depth pair.
@@ -55,10 +58,40 @@ from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome
 from vpg_sim.timing import FrameScheduler, pace_rate, Pacer, Periodic
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
 
-try:
-    from control_msgs.action import GripperCommand
-except ImportError:  # control_msgs is not installable everywhere; same definition
-    from vpg_interfaces.action import GripperCommand
+GRIPPER_INTERFACES = ('parallel_gripper_command', 'gripper_command')
+
+
+def gripper_action_type(interface):
+    """Return the action class of gripper_interface: control_msgs' if installed, else the copy."""
+    if interface == 'gripper_command':
+        try:
+            from control_msgs.action import GripperCommand as action
+        except ImportError:  # control_msgs is not installable everywhere; same definition
+            from vpg_interfaces.action import GripperCommand as action
+    elif interface == 'parallel_gripper_command':
+        try:
+            from control_msgs.action import ParallelGripperCommand as action
+        except ImportError:
+            from vpg_interfaces.action import ParallelGripperCommand as action
+    else:
+        raise ValueError(f'gripper_interface must be one of {GRIPPER_INTERFACES}, '
+                         f'got {interface!r}')
+    return action
+
+
+def gripper_goal_position(interface, request):
+    """Finger target of a goal; ValueError for a goal the real controller would reject."""
+    if interface == 'gripper_command':
+        position = float(request.command.position)
+    else:
+        # parallel_gripper_action_controller rejects any other number of positions.
+        if len(request.command.position) != 1:
+            raise ValueError(f'expects 1 position, got {len(request.command.position)}')
+        position = float(request.command.position[0])
+    if not math.isfinite(position):
+        raise ValueError('position is not finite')
+    return position
+
 
 FINGER_JOINT_NAME = 'robotiq_85_left_knuckle_joint'  # ros2_robotiq_gripper's joint name
 CAMERA_FRAME = 'camera_color_optical_frame'
@@ -90,6 +123,7 @@ class SimParams:
     depth_dropout: float
     calibration_marker: bool
     removal_height: float
+    gripper_interface: str = GRIPPER_INTERFACES[0]
     camera_enabled: bool = True
 
 
@@ -137,6 +171,10 @@ def declare_parameters(node):
         ('calibration_marker', False,
          'Fix a 4x4 checkerboard to the tool (centre corner at scene.CALIBRATION_MARKER_OFFSET '
          'in tool0).', {}),
+        ('gripper_interface', GRIPPER_INTERFACES[0],
+         "Gripper action type: 'parallel_gripper_command' (ros2_robotiq_gripper from Kilted "
+         "on) or 'gripper_command' (up to Jazzy).",
+         {'additional_constraints': ' or '.join(GRIPPER_INTERFACES)}),
         ('removal_height', 0.1,
          'A block held by the gripper this far (m) above the table counts as removed.',
          _floats(0.02, 1.0)),
@@ -145,6 +183,7 @@ def declare_parameters(node):
     for name, default, description, extra in specs:
         descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
         values[name] = node.declare_parameter(name, default, descriptor).value
+    gripper_action_type(values['gripper_interface'])  # ValueError for an unknown one
     values['camera_enabled'] = node.declare_parameter(
         'camera_enabled', True, ParameterDescriptor(
             description='Publish camera frames; may be set at run time, false emulates a '
@@ -250,8 +289,9 @@ class SimNode(Node):
         self._depth_info_pub = self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, 2)
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10,
                                  callback_group=group)
+        self._gripper_action = gripper_action_type(p.gripper_interface)
         self._gripper_server = ActionServer(
-            self, GripperCommand, GRIPPER_ACTION, execute_callback=self._execute_gripper,
+            self, self._gripper_action, GRIPPER_ACTION, execute_callback=self._execute_gripper,
             goal_callback=self._on_gripper_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
             callback_group=group)
         self.create_service(ResetScene, '~/reset_scene', self._on_reset_scene,
@@ -290,23 +330,30 @@ class SimNode(Node):
             self._rejections.error(f'trajectory rejected, arm not moved: {error}')
 
     def _on_gripper_goal(self, goal_request):
-        if not math.isfinite(goal_request.command.position):
-            self._rejections.error('gripper goal rejected: position is not finite')
+        try:
+            gripper_goal_position(self.params.gripper_interface, goal_request)
+        except ValueError as error:
+            self._rejections.error(f'gripper goal rejected: {error}')
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
-    def _gripper_result(self, job, result_type):
+    def _gripper_result(self, job, feedback=False):
         with self._lock:
             position = self._cell.finger_position()
             effort = self._cell.finger_effort()
         outcome = job.goal.outcome
-        return result_type(position=position, effort=effort,
-                           stalled=outcome is GripperOutcome.STALLED,
-                           reached_goal=outcome is GripperOutcome.REACHED)
+        flags = {'stalled': outcome is GripperOutcome.STALLED,
+                 'reached_goal': outcome is GripperOutcome.REACHED}
+        message = self._gripper_action.Feedback if feedback else self._gripper_action.Result
+        if self.params.gripper_interface == 'gripper_command':
+            return message(position=position, effort=effort, **flags)
+        state = JointState(name=[FINGER_JOINT_NAME], position=[position], effort=[effort])
+        return message(state=state) if feedback else message(state=state, **flags)
 
     def _execute_gripper(self, goal_handle):
+        position = gripper_goal_position(self.params.gripper_interface, goal_handle.request)
         with self._lock:
-            target = self._cell.set_gripper(goal_handle.request.command.position)
+            target = self._cell.set_gripper(position)
             job = _GripperJob(GripperGoal(target, self._cell.time, self._gripper_config))
             previous, self._gripper_job = self._gripper_job, job
         if previous is not None:
@@ -317,8 +364,8 @@ class SimNode(Node):
             if (goal_handle.is_cancel_requested or time.monotonic() > deadline
                     or not self.context.ok()):
                 break
-            goal_handle.publish_feedback(self._gripper_result(job, GripperCommand.Feedback))
-        result = self._gripper_result(job, GripperCommand.Result)
+            goal_handle.publish_feedback(self._gripper_result(job, feedback=True))
+        result = self._gripper_result(job)
         if job.preempted:
             goal_handle.abort()
         elif goal_handle.is_cancel_requested and not job.done.is_set():

@@ -1,0 +1,113 @@
+"""The executor node's gripper client against fake controllers of either action type."""
+
+import threading
+import time
+
+import pytest
+import rclpy
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from vpg_executor.executor_node import ExecutorNode
+from vpg_executor.gripper_action import action_type, GripperInterface
+from vpg_executor.motion import MotionError
+
+ACTION = '/fake_gripper/gripper_cmd'
+JOINT = 'robotiq_85_left_knuckle_joint'
+
+
+class FakeController:
+    """Serves the gripper action; `mode` says how goals end: succeed, abort or hang."""
+
+    def __init__(self, node, interface, mode):
+        self.interface, self.mode = GripperInterface(interface), mode
+        self.action = action_type(interface)
+        self.goals, self.cancelled = [], threading.Event()
+        self.server = ActionServer(
+            node, self.action, ACTION, execute_callback=self._execute,
+            goal_callback=lambda _: GoalResponse.ACCEPT,
+            cancel_callback=self._cancel, callback_group=ReentrantCallbackGroup())
+
+    def _cancel(self, _):
+        self.cancelled.set()
+        return CancelResponse.ACCEPT
+
+    def _result(self, position):
+        result = self.action.Result()
+        if self.interface is GripperInterface.GRIPPER_COMMAND:
+            result.position = position
+        else:
+            result.state.name, result.state.position = [JOINT], [position]
+        return result
+
+    def _execute(self, handle):
+        goal = handle.request.command
+        self.goals.append(goal)
+        position = (goal.position if self.interface is GripperInterface.GRIPPER_COMMAND
+                    else goal.position[0])
+        if self.mode == 'hang':
+            deadline = time.monotonic() + 10
+            while not handle.is_cancel_requested and time.monotonic() < deadline:
+                time.sleep(0.01)
+            handle.canceled()
+            return self._result(position)
+        if self.mode == 'abort':  # stalled on an object, a controller without allow_stalling
+            handle.abort()
+            return self._result(position * 0.5)
+        handle.succeed()
+        return self._result(position)
+
+
+@pytest.fixture
+def cell(request):
+    interface, mode = request.param
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = ExecutorNode(context=context, parameter_overrides=[
+        Parameter('gripper.action', value=ACTION), Parameter('gripper.interface', value=interface),
+        Parameter('gripper.timeout', value=1.5)])
+    server_node = rclpy.create_node('fake_gripper', context=context)
+    controller = FakeController(server_node, interface, mode)
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor.add_node(node)
+    executor.add_node(server_node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield node, controller
+    finally:
+        executor.shutdown()
+        thread.join(timeout=10)
+        node.destroy_node()
+        server_node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize('cell', [(i.value, 'succeed') for i in GripperInterface], indirect=True)
+def test_goal_of_the_configured_type_reaches_the_controller(cell):
+    node, controller = cell
+    node._gripper_command(0.6, 40.0)
+    assert len(controller.goals) == 1
+    goal = controller.goals[0]
+    if controller.interface is GripperInterface.GRIPPER_COMMAND:
+        assert (goal.position, goal.max_effort) == pytest.approx((0.6, 40.0))
+    else:
+        assert list(goal.name) == [JOINT] and list(goal.position) == pytest.approx([0.6])
+
+
+@pytest.mark.parametrize('cell', [('parallel_gripper_command', 'abort')], indirect=True)
+def test_aborted_goal_is_not_an_error(cell):
+    node, controller = cell
+    node._gripper_command(0.79, 40.0)  # the finger joint state, not the status, is the reward
+    assert len(controller.goals) == 1
+
+
+@pytest.mark.parametrize('cell', [('parallel_gripper_command', 'hang')], indirect=True)
+def test_goal_without_result_is_cancelled_and_reported(cell):
+    node, controller = cell
+    started = time.monotonic()
+    with pytest.raises(MotionError, match='did not finish within 1.5 s'):
+        node._gripper_command(0.79, 40.0)
+    assert time.monotonic() - started < 5.0
+    assert controller.cancelled.wait(5.0), 'the timed-out goal was not cancelled'
