@@ -34,6 +34,10 @@ def test_plan_random_and_challenging(cases):
     assert all(len(s.case_sha256) == 64 for s in challenging)
     fixed = harness.plan_runs(['random'], runs=1, objects=30, max_actions=4)
     assert fixed[0].max_actions == 4
+    once = harness.plan_runs(['random', 'challenging'], runs=3, case_files=cases, case_runs=1)
+    assert [(s.scenario, s.case, s.run_index) for s in once] == [
+        ('random', 'random', 0), ('random', 'random', 1), ('random', 'random', 2),
+        ('challenging', 'pair', 0), ('challenging', 'triple', 0)]
 
 
 def test_plan_refuses_what_it_cannot_run(cases, tmp_path):

@@ -38,6 +38,9 @@ def parse_args(argv):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--runs', type=int, default=30,
                         help='runs per scenario and policy (challenging: per test case)')
+    parser.add_argument('--case-runs', type=int, default=None,
+                        help='runs of each challenging test case (default: --runs); a case '
+                             'places its blocks exactly, so its runs differ only by timing')
     parser.add_argument('--scenarios', nargs='+', default=list(harness.SCENARIOS),
                         choices=harness.SCENARIOS)
     parser.add_argument('--policies', nargs='+', default=list(harness.POLICIES),
@@ -268,15 +271,16 @@ def main(argv=None):
         cases = case_files(args) if 'challenging' in args.scenarios else []
         plan = harness.plan_runs(args.scenarios, args.runs, args.objects, cases,
                                  args.max_actions, args.max_actions_factor, args.max_failures,
-                                 args.first_seed)
+                                 args.first_seed, args.case_runs)
     except (EvaluationError, ValueError) as error:
         print(f'evaluate: {error}', file=sys.stderr)
         return 2
     if 'ROS_DOMAIN_ID' not in os.environ and not args.summary_only:
         from vpg_bringup.ros_domain import isolate
         print(f'evaluate: ROS_DOMAIN_ID={isolate()} (a free one)')
+    case_runs = args.runs if args.case_runs is None else args.case_runs
     print(f'evaluate: N = {args.runs} runs per scenario and policy'
-          + (' (per test case for challenging)' if cases else ''))
+          + (f'; challenging: {case_runs} per test case' if cases else ''))
     if 'random' in args.scenarios:
         print(f'evaluate: random: {args.objects} blocks, seeds {args.first_seed}..'
               f'{args.first_seed + args.runs - 1}')

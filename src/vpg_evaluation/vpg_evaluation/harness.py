@@ -122,19 +122,22 @@ def budget(num_objects, max_actions=None, factor=2.5):
 
 
 def plan_runs(scenarios, runs, objects=30, case_files=(), max_actions=None,
-              max_actions_factor=2.5, max_consecutive_failures=10, first_seed=0):
+              max_actions_factor=2.5, max_consecutive_failures=10, first_seed=0,
+              case_runs=None):
     """
     List the runs of an evaluation, the same for every policy.
 
     random: seeds first_seed .. first_seed + runs - 1, `objects` blocks each. challenging:
-    `runs` runs of each case file (seeds 0 .. runs - 1; a case places its blocks exactly, the
-    seed only tells the runs apart). Raises ValueError for unknown scenarios, an empty case
-    list, two case files with the same name or a case file the sim cannot read.
+    `case_runs` (default `runs`) runs of each case file (seeds 0 .. case_runs - 1; a case
+    places its blocks exactly, the seed only tells the runs apart). Raises ValueError for
+    unknown scenarios, an empty case list, two case files with the same name or a case file
+    the sim cannot read.
     """
     from vpg_sim.blocks import load_test_case
 
-    if runs < 1:
-        raise ValueError(f'runs must be >= 1, got {runs}')
+    case_runs = runs if case_runs is None else case_runs
+    if runs < 1 or case_runs < 1:
+        raise ValueError(f'runs must be >= 1, got {runs} (per test case: {case_runs})')
     unknown = sorted(set(scenarios) - set(SCENARIOS))
     if unknown:
         raise ValueError(f'unknown scenarios {unknown} (known: {", ".join(SCENARIOS)})')
@@ -156,7 +159,7 @@ def plan_runs(scenarios, runs, objects=30, case_files=(), max_actions=None,
             plan += [RunSpec('challenging', path.stem, i, i, count,
                              budget(count, max_actions, max_actions_factor),
                              max_consecutive_failures, str(path), file_sha256(path))
-                     for i in range(runs)]
+                     for i in range(case_runs)]
     return plan
 
 
