@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vpg_sim import blocks, motion, scene
-from vpg_sim.cell import BlockState, Cell, CellConfig, ObjectCounts
+from vpg_sim.cell import BlockState, Cell, CellConfig, CellUnstable, ObjectCounts
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
 
 
@@ -171,3 +171,22 @@ def test_an_unstable_step_keeps_time_positions_and_commands():
     assert np.all(np.isfinite(cell.data.qvel))
     cell.step(100)  # and it goes on stepping
     assert cell.instability_recoveries == 1 and cell.time > time_before + 0.1
+
+
+def test_physics_that_stays_unstable_stops_the_cell():
+    cell = Cell()
+    cell.reset([cube(-0.5, 0.0)])
+    cell.settle()
+    with pytest.raises(CellUnstable, match='restores in a row'):
+        for _ in range(20):
+            cell.data.qvel[-1] = np.nan  # blows up again at every step
+            cell.step()
+    assert 10 <= cell.instability_recoveries < 20
+    # Isolated instabilities, far apart, are restored as before.
+    cell = Cell()
+    cell.reset([cube(-0.5, 0.0)])
+    cell.settle()
+    for _ in range(15):
+        cell.data.qvel[-1] = np.nan
+        cell.step(60)
+    assert cell.instability_recoveries == 15

@@ -15,6 +15,7 @@ from sensor_msgs.msg import JointState
 from vpg_interfaces.srv import CountObjects
 
 from vpg_sim import blocks
+from vpg_sim.cell import CellUnstable
 from vpg_sim.sim_node import (FINGER_JOINT_NAME, GRIPPER_ACTION, gripper_action_type,
                               GRIPPER_INTERFACES, SimNode)
 
@@ -179,3 +180,22 @@ def test_unknown_gripper_interface_refused_at_start(context):
     with pytest.raises(ValueError, match='gripper_interface'):
         SimNode(context=context, parameter_overrides=[
             Parameter('gripper_interface', value='robotiq_serial')])
+
+
+def test_physics_that_cannot_recover_stops_the_node():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = SimNode(context=context, parameter_overrides=[Parameter('num_objects', value=0)])
+    try:
+        def unstable(*_args, **_kwargs):
+            raise CellUnstable('physics still unstable after 11 restores in a row')
+        with node._lock:
+            node._cell.advance_to = unstable
+        deadline = time.monotonic() + 10
+        while context.ok() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not context.ok(), 'the context was not shut down'
+        assert isinstance(node.failure, CellUnstable)
+    finally:
+        node.destroy_node()
+        context.try_shutdown()

@@ -21,6 +21,14 @@ from vpg_sim import blocks, scene
 from vpg_sim.trajectory import check_trajectory, TrajectoryFollower
 
 _BOOKKEEPING_INTERVAL = 10  # physics steps between block checks
+# Restores of an unstable state that may follow each other before the cell gives up: each one
+# within this many steps of the previous counts as a repeat.
+_MAX_REPEATED_RECOVERIES = 10
+_REPEAT_WINDOW_STEPS = 50
+
+
+class CellUnstable(RuntimeError):
+    """The physics stays unstable after restoring the state: the cell cannot go on."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,8 @@ class Cell:
         self._reset_time = 0.0
         self.instability_recoveries = 0
         """Times the physics went unstable and the state was restored (see _recover)."""
+        self._repeated_recoveries = 0
+        self._last_recovery_step = -_REPEAT_WINDOW_STEPS - 1
         self._build([], previous=None)
 
     # -- building -----------------------------------------------------------------------
@@ -242,8 +252,21 @@ class Cell:
 
         MuJoCo then resets the whole state, time included, which would send the simulated
         clock backwards and bring removed blocks back. Instead: the positions from before the
-        failed step, every velocity zero, the same commands, time going on.
+        failed step, every velocity zero, the same commands, time going on. When that does not
+        help (more than _MAX_REPEATED_RECOVERIES restores in a row, each within
+        _REPEAT_WINDOW_STEPS steps of the last; seen once, a gripper linkage DOF that blew up
+        again at every step and left the arm's joints at thousands of radians), raises
+        CellUnstable: a cell that cannot be trusted must stop rather than go on.
         """
+        if self._steps - self._last_recovery_step <= _REPEAT_WINDOW_STEPS:
+            self._repeated_recoveries += 1
+        else:
+            self._repeated_recoveries = 0
+        self._last_recovery_step = self._steps
+        if self._repeated_recoveries >= _MAX_REPEATED_RECOVERIES:
+            raise CellUnstable(
+                f'physics still unstable after {self._repeated_recoveries + 1} restores in a '
+                f'row at {time_before:.3f} s; restart the cell')
         data = self.data
         data.time = time_before + self.model.opt.timestep
         data.qpos[:] = qpos_before

@@ -245,6 +245,8 @@ class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__('sim', **kwargs)
         self._stop = threading.Event()
+        self.failure = None
+        """The exception that stopped a worker thread, if one did (the process then exits 1)."""
         self._physics_thread = self._render_thread = None
         self.params = declare_parameters(self)
         p = self.params
@@ -556,10 +558,18 @@ class SimNode(Node):
     # -- lifecycle ----------------------------------------------------------------------
 
     def _thread_failed(self, name, error):
-        """Report a worker thread ended by an exception: quiet at shutdown, fatal otherwise."""
+        """
+        Report a worker thread ended by an exception: quiet at shutdown, fatal otherwise.
+
+        A fatal failure shuts the node's context down, so the process exits non-zero (see
+        main) and whoever runs the graph sees a dead cell, instead of a cell whose clock and
+        joint states stopped or went wrong.
+        """
         if self._stop.is_set() or not self.context.ok():
             return  # publishing after the context was shut down (e.g. SIGTERM): expected
         self.get_logger().fatal(f'{name} thread stopped: {error!r}')
+        self.failure = error
+        self.context.try_shutdown()
         raise error
 
     def destroy_node(self):
@@ -591,9 +601,12 @@ def main(args=None):
             finally:
                 executor.shutdown()
                 node.destroy_node()
+            if node.failure is not None:
+                return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
