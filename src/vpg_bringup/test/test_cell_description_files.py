@@ -83,7 +83,7 @@ GRIPPER_INTERFACE_OF = {
 
 
 def executor_gripper_interface(executor):
-    """The executor's gripper.interface: set in the file, else the parameter's default."""
+    """Return the executor's gripper.interface: set in the file, else the parameter's default."""
     from vpg_executor.parameters import PARAMETERS
     defaults = {name: default for name, default, _ in PARAMETERS}
     return executor.get('gripper.interface', defaults['gripper.interface'])

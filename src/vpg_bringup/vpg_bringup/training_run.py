@@ -55,7 +55,7 @@ def parse_args(argv):
                         help='actions without change that end an episode (VPG: 10)')
     parser.add_argument('--gamma', type=float, default=None, help='override (0 = myopic)')
     parser.add_argument('--grasp-only', action='store_true',
-                        help='push disabled; with --gamma 0 this is VPG\'s grasping-only '
+                        help="push disabled; with --gamma 0 this is VPG's grasping-only "
                              'baseline (greedy on immediate grasp success)')
     parser.add_argument('--variant', default=None, help='Q-network variant of a fresh run')
     parser.add_argument('--device', default='cpu', help='policy and trainer device')

@@ -34,8 +34,9 @@ def test_weights_file_sets_graph_variant_version_and_sha(tmp_path):
     from vpg_policy.weights import save_weights
     path = tmp_path / 'vpg.safetensors'
     sha = save_weights(path, build_q_network('vpg', seed=3), version=42)
+    # An empty weights folder: myopic has no file there (the repository ships one).
     args = evaluate.parse_args(['--weights', f'vpg={path}', '--policies', 'vpg', 'myopic',
-                                '--allow-untrained'])
+                                '--allow-untrained', '--weights-dir', str(tmp_path / 'none')])
     weights = evaluate.resolve_weights(args)
     assert weights['vpg'] == harness.WeightsInfo(str(path.resolve()), sha, 42, 'vpg')
     assert weights['myopic'] == harness.WeightsInfo()

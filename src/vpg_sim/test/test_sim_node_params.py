@@ -28,9 +28,9 @@ def context():
     rclpy.shutdown(context=context)
 
 
-def run(context, overrides):
+def run(context, overrides, cli_args=None):
     """Start a SimNode and a client node on a background executor; yield both."""
-    node = SimNode(context=context, parameter_overrides=overrides)
+    node = SimNode(context=context, parameter_overrides=overrides, cli_args=cli_args)
     client = rclpy.create_node('sim_params_client', context=context)
     executor = MultiThreadedExecutor(num_threads=3, context=context)
     executor.add_node(node)
@@ -142,9 +142,12 @@ def _goal(action, interface, positions):
 
 @pytest.mark.parametrize('interface', GRIPPER_INTERFACES)
 def test_gripper_serves_either_action_type(context, interface):
+    # A name of its own per action type: the graph may still list the other test's server.
+    name = f'/gripper_{interface}/gripper_cmd'
     parts = run(context, [Parameter('gripper_interface', value=interface),
                           Parameter('real_time_factor', value=0.0),
-                          Parameter('num_objects', value=0)])
+                          Parameter('num_objects', value=0)],
+                cli_args=['--ros-args', '-r', f'{GRIPPER_ACTION}:={name}'])
     client = parts[1]
     try:
         action = gripper_action_type(interface)
@@ -152,10 +155,10 @@ def test_gripper_serves_either_action_type(context, interface):
                          f'{action.__name__}_FeedbackMessage')
         assert action.__name__ == {'gripper_command': 'GripperCommand',
                                    'parallel_gripper_command': 'ParallelGripperCommand'}[interface]
-        gripper = ActionClient(client, action, GRIPPER_ACTION)
+        gripper = ActionClient(client, action, name)
         assert gripper.wait_for_server(timeout_sec=30)
         topics = dict(client.get_topic_names_and_types())
-        assert topics[GRIPPER_ACTION + '/_action/feedback'] == [feedback_type]
+        assert topics[name + '/_action/feedback'] == [feedback_type]
 
         handle = _wait(gripper.send_goal_async(_goal(action, interface, [0.5])))
         assert handle.accepted
