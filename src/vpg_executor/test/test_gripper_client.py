@@ -1,4 +1,4 @@
-"""The executor node's gripper client against fake controllers of either action type."""
+"""The executor node's clients: gripper (fake controllers of either action type), policy retry."""
 
 import threading
 import time
@@ -111,3 +111,38 @@ def test_goal_without_result_is_cancelled_and_reported(cell):
         node._gripper_command(0.79, 40.0)
     assert time.monotonic() - started < 5.0
     assert controller.cancelled.wait(5.0), 'the timed-out goal was not cancelled'
+
+
+@pytest.mark.parametrize('cell', [('parallel_gripper_command', 'succeed')], indirect=True)
+def test_policy_request_without_answer_is_sent_again(cell):
+    from vpg_executor.pick_all import PolicyError
+    from vpg_interfaces.srv import ChoosePrimitive
+    node, _ = cell
+    calls = []
+
+    def choose(request, response):
+        calls.append(time.monotonic())
+        if len(calls) in (1, 3):
+            time.sleep(1.5)  # past the 1 s timeout: as good as a lost response
+        response.message = f'answer {len(calls)}'
+        return response
+
+    server = rclpy.create_node('fake_policy', context=node.context)
+    server.create_service(ChoosePrimitive, 'choose_primitive', choose,
+                          callback_group=ReentrantCallbackGroup())
+    executor = MultiThreadedExecutor(num_threads=2, context=node.context)
+    executor.add_node(server)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        response = node._call(node._policy_client, ChoosePrimitive.Request(), 1.0, 'policy',
+                              PolicyError)
+        assert response.message == 'answer 2' and len(calls) == 2
+        node.params.values['timeouts.retries'] = 0
+        with pytest.raises(PolicyError, match=r'did not answer within 1.0 s \(1 tries\)'):
+            node._call(node._policy_client, ChoosePrimitive.Request(), 1.0, 'policy',
+                       PolicyError)
+    finally:
+        executor.shutdown()
+        thread.join(timeout=10)
+        server.destroy_node()

@@ -160,11 +160,18 @@ class ExecutorNode(Node):
         if not client.wait_for_service(
                 timeout_sec=float(self.params.values['timeouts.services_at_start'])):
             raise error(f'{what} service {client.srv_name} is not available')
-        future = client.call_async(request)
-        if not wait_future(future, timeout):
+        retries = max(0, int(self.params.values['timeouts.retries']))
+        for attempt in range(retries + 1):
+            future = client.call_async(request)
+            if wait_future(future, timeout):
+                return future.result()
             client.remove_pending_request(future)
-            raise error(f'{what} did not answer within {timeout} s')
-        return future.result()
+            if attempt < retries:
+                # Seen under load: the server answered, but DDS dropped the response.
+                self.get_logger().warning(f'{what} did not answer within {timeout} s; '
+                                          f'asking again ({attempt + 1} of {retries})')
+        raise error(f'{what} did not answer within {timeout} s '
+                    f'({retries + 1} tries)')
 
     def _perceive(self):
         timeout = float(self.params.values['timeouts.heightmap'])

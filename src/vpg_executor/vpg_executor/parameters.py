@@ -80,6 +80,9 @@ PARAMETERS = [
     ('exploration.start_step', 0, 'Actions already taken before this node started (resumes t)'),
     ('timeouts.heightmap', 10.0, 'Seconds to wait for a fresh heightmap'),
     ('timeouts.policy', 10.0, 'Seconds to wait for the policy service'),
+    ('timeouts.retries', 1,
+     'Times a perception or policy request is sent again after it got no answer in time '
+     '(a response lost in transport); each try waits its full timeout'),
     ('timeouts.services_at_start', 30.0,
      'Seconds a goal waits for perception and policy services to appear'),
     ('max_actions_limit', 10000, 'Largest max_actions a goal may ask for'),
