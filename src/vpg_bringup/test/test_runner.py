@@ -12,6 +12,14 @@ SLEEPER = (sys.executable, '-c', 'import sys, time; print("up", sys.argv[1:3], f
            'time.sleep(60)')
 DIES = (sys.executable, '-c', 'import time; time.sleep(0.5); print("bye", flush=True); '
         'raise SystemExit(3)')
+# Ignores SIGTERM in a named function and, like every node, shows its stacks on SIGUSR1.
+HANGS = (sys.executable, '-c', 'import faulthandler, signal, time\n'
+         'faulthandler.register(signal.SIGUSR1, all_threads=True)\n'
+         'signal.signal(signal.SIGTERM, signal.SIG_IGN)\n'
+         'def stuck_in_shutdown():\n'
+         '    print("up", flush=True)\n'
+         '    time.sleep(60)\n'
+         'stuck_in_shutdown()\n')
 
 
 def test_ros_arguments_match_launch_conventions(tmp_path):
@@ -51,6 +59,23 @@ def test_stop_ends_every_node(tmp_path):
     runner.wait(timeout=1.0)
     codes = runner.stop()
     assert set(codes) == {'a', 'ns/b'} and all(code is not None for code in codes.values())
+
+
+def test_a_node_hung_after_sigterm_shows_its_stack_and_is_killed(tmp_path):
+    out = io.StringIO()
+    runner = GraphRunner([NodeSpec('x', 'x', 'quick', command=SLEEPER),
+                          NodeSpec('x', 'x', 'hung', command=HANGS)],
+                         config_dir=str(tmp_path), output=out, stop_timeout=2)
+    runner.start()
+    deadline = time.monotonic() + 20
+    while '[hung] up' not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    codes = runner.stop()
+    log = out.getvalue()
+    assert codes == {'quick': -15, 'hung': -9}, codes
+    assert '[runner] quick stopped in' in log
+    assert '[runner] hung still running 2 s after SIGTERM' in log
+    assert 'stuck_in_shutdown' in log  # the stack came through before the kill
 
 
 def test_duplicate_node_names_are_refused(tmp_path):

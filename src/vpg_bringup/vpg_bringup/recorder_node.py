@@ -15,6 +15,7 @@ wrote. If it is killed instead, the file stays readable up to the last flush (fl
 """
 
 from dataclasses import dataclass
+import faulthandler
 from functools import partial
 import importlib
 import signal
@@ -195,6 +196,8 @@ class RecorderNode(Node):
 
 
 def main(args=None):
+    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         with rclpy.init(args=args):
             try:

@@ -126,16 +126,39 @@ class GraphRunner:
                     os.killpg(process.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        deadline = time.monotonic() + self.stop_timeout
-        for process in self.processes.values():
+        started = time.monotonic()
+        deadline = started + self.stop_timeout
+        for name, process in self.processes.items():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
+                self._note(f'{name} stopped in {time.monotonic() - started:.1f} s '
+                           f'(exit code {process.returncode})')
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                self._note(f'{name} still running {self.stop_timeout:g} s after SIGTERM: '
+                           'the stacks of its threads follow, then SIGKILL')
+                self._dump_stacks(process)
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 process.wait()
         for thread in self._threads:
             thread.join(timeout=2.0)
         return {name: p.returncode for name, p in self.processes.items()}
+
+    def _note(self, message):
+        with self._lock:
+            self.output.write(f'[runner] {message}\n')
+            self.output.flush()
+
+    @staticmethod
+    def _dump_stacks(process, wait=2.0):
+        """Ask a hung node for its threads' Python stacks (nodes register SIGUSR1 for that)."""
+        try:
+            os.kill(process.pid, signal.SIGUSR1)
+            process.wait(wait)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
 
     def __enter__(self):
         return self.start()

@@ -13,7 +13,9 @@ checked between primitives; the arm then goes home. Debug: `execute_primitive` r
 primitive when no goal is running.
 """
 
+import faulthandler
 import math
+import signal
 import threading
 
 from action_msgs.msg import GoalStatus
@@ -324,6 +326,8 @@ def choice_from_msg(action):
 
 
 def main(args=None):
+    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         with rclpy.init(args=args):
             node = ExecutorNode()

@@ -15,7 +15,9 @@ kind of problem) and skipped.
 """
 
 from dataclasses import dataclass
+import faulthandler
 import math
+import signal
 import threading
 import time
 
@@ -283,6 +285,8 @@ class HeightmapNode(Node):
 
 
 def main(args=None):
+    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         with rclpy.init(args=args):
             try:

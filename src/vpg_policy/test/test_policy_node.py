@@ -317,11 +317,22 @@ def test_node_runs_as_a_process(tmp_path, tiny_weights):
         future = client.call_async(ChoosePrimitive.Request(heightmap=msg))
         assert spin_until(executor, future.done, 10)
         assert future.result().success and future.result().action.weights_version == 1
+        # SIGTERM with decisions in flight: they finish, and the process ends cleanly well
+        # inside the 10 s GraphRunner gives before killing it.
+        for seed in range(3):
+            client.call_async(ChoosePrimitive.Request(heightmap=msg, seed=seed))
+        executor.spin_once(timeout_sec=0.05)
         executor.shutdown()
         node.destroy_node()
     finally:
+        stop_sent = time.monotonic()
         proc.terminate()
-        output = proc.communicate(timeout=20)[0]
+        try:
+            output = proc.communicate(timeout=10)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output = proc.communicate()[0]
         rclpy.shutdown(context=context)
     assert proc.returncode == 0, output
+    assert time.monotonic() - stop_sent < 10.0, output
     assert 'loaded weights version 1' in output

@@ -13,6 +13,7 @@ Versions never go backwards.
 """
 
 from dataclasses import dataclass
+import faulthandler
 import signal
 import sys
 import threading
@@ -348,10 +349,12 @@ def _point(xyz):
 
 
 def main(args=None):
-    # Signals are handled here rather than by rclpy: the executor spins on a worker thread
-    # and the main thread waits on an Event, which SIGINT/SIGTERM set at once. (rclpy's own
-    # handler did not always wake a MultiThreadedExecutor blocked in its wait, leaving the
-    # process running after SIGTERM.)
+    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # SIGINT/SIGTERM set an Event (rclpy's handler is off) and this thread spins with a bounded
+    # wait, so the stop is seen within one wait. (executor.spin() on a worker thread could miss
+    # executor.shutdown(): its wake-up guard is destroyed while a wait set is being built, and
+    # the wait then has no end; that held the process past SIGTERM until it was killed.)
     stop = threading.Event()
     with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -363,13 +366,9 @@ def main(args=None):
             return 1
         executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, name='policy_executor', daemon=True)
-        spinner.start()
-        while spinner.is_alive() and not stop.wait(timeout=0.5):
-            pass
-        executor.shutdown(timeout_sec=5.0)
-        # The node is destroyed only once the spinning thread has left the executor.
-        spinner.join(timeout=10.0)
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.25)
+        executor.shutdown()  # lets a decision in progress finish and answer
         node.destroy_node()
     return 0
 

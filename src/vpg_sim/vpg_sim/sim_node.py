@@ -31,8 +31,10 @@ MUJOCO_GL selects the render backend (egl by default here, or osmesa).
 import array
 import ctypes
 from dataclasses import dataclass
+import faulthandler
 import math
 import os
+import signal
 import threading
 import time
 
@@ -585,6 +587,8 @@ class SimNode(Node):
 
 
 def main(args=None):
+    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         with rclpy.init(args=args):
             node = SimNode()

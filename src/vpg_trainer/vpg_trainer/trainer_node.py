@@ -12,6 +12,7 @@ The learning itself is vpg_trainer.online / learner (no ROS); this file converts
 runs threads.
 """
 
+import faulthandler
 import math
 import signal
 import sys
@@ -253,6 +254,8 @@ class TrainerNode(Node):
 
 
 def main(args=None):
+    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     stop = threading.Event()
     with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -264,14 +267,12 @@ def main(args=None):
             return 1
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, name='trainer_executor', daemon=True)
-        spinner.start()
-        while spinner.is_alive() and not stop.wait(timeout=0.5):
-            pass
+        # Spun here with a bounded wait, not by executor.spin() on a thread, which could miss
+        # executor.shutdown() and never return (see vpg_policy.policy_node.main).
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.25)
         node.close()
-        executor.shutdown(timeout_sec=5.0)
-        # The node is destroyed only once the spinning thread has left the executor.
-        spinner.join(timeout=10.0)
+        executor.shutdown()
         node.destroy_node()
     return 0
 
