@@ -2,11 +2,12 @@
 
 import io
 import sys
+import threading
 import time
 
 import pytest
 from vpg_bringup.graph import format_parameter, NodeSpec, sim_graph
-from vpg_bringup.runner import GraphRunner, NodeDied
+from vpg_bringup.runner import GraphRunner, GraphStopped, NodeDied
 
 SLEEPER = (sys.executable, '-c', 'import sys, time; print("up", sys.argv[1:3], flush=True); '
            'time.sleep(60)')
@@ -76,6 +77,26 @@ def test_a_node_hung_after_sigterm_shows_its_stack_and_is_killed(tmp_path):
     assert '[runner] quick stopped in' in log
     assert '[runner] hung still running 2 s after SIGTERM' in log
     assert 'stuck_in_shutdown' in log  # the stack came through before the kill
+
+
+def test_waits_on_a_stopped_graph_end_and_it_cannot_start_again(tmp_path):
+    out = io.StringIO()
+    runner = GraphRunner([NodeSpec('x', 'x', 'a', command=SLEEPER)],
+                         config_dir=str(tmp_path), output=out, stop_timeout=5)
+    runner.start()
+    runner.check()
+    stops = [threading.Thread(target=runner.stop) for _ in range(2)]
+    for thread in stops:
+        thread.start()
+    for thread in stops:
+        thread.join(timeout=20)
+    assert runner.stop() == {'a': -15}
+    assert out.getvalue().count('[runner] a stopped in') == 1  # stopped once, not three times
+    with pytest.raises(GraphStopped):
+        runner.check()  # a client waiting on the graph gives up at once
+    with pytest.raises(GraphStopped):
+        runner.start()
+    assert len(runner.processes) == 1
 
 
 def test_duplicate_node_names_are_refused(tmp_path):

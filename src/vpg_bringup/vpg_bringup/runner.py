@@ -22,6 +22,10 @@ class NodeDied(RuntimeError):
     """A node process exited while the graph was meant to be running."""
 
 
+class GraphStopped(NodeDied):
+    """stop() was called while something still waited on the graph (e.g. on Ctrl-C)."""
+
+
 def package_executable(package, executable):
     from ament_index_python.packages import get_package_prefix
     path = os.path.join(get_package_prefix(package), 'lib', package, executable)
@@ -51,6 +55,8 @@ class GraphRunner:
         self._lock = threading.Lock()
         self._specs = {}
         self._killed = set()
+        self._stop_lock = threading.Lock()
+        self._stopped = False
 
     def command(self, spec):
         base = list(spec.command) or [package_executable(spec.package, spec.executable)]
@@ -60,8 +66,11 @@ class GraphRunner:
         names = [spec.namespace + '/' + spec.name for spec in self.specs]
         if len(set(names)) != len(names):
             raise ValueError(f'duplicate node names in graph: {names}')
-        for spec, name in zip(self.specs, names):
-            self._spawn(spec, name.lstrip('/'))
+        with self._stop_lock:  # a stop() from another thread comes before or after, whole
+            if self._stopping:
+                raise GraphStopped('the graph was stopped before it started')
+            for spec, name in zip(self.specs, names):
+                self._spawn(spec, name.lstrip('/'))
         return self
 
     def _spawn(self, spec, name):
@@ -104,9 +113,16 @@ class GraphRunner:
                 if p.poll() is not None and name not in self._killed}
 
     def check(self):
-        """Raise NodeDied when any node has exited while the graph should be running."""
+        """
+        Raise NodeDied when any node has exited while the graph should be running.
+
+        Once stop() was called, raise GraphStopped: whoever still waits on the graph (a
+        goal's result in another thread) gives up at once instead of at its timeout.
+        """
+        if self._stopping:
+            raise GraphStopped('the graph was stopped')
         dead = self.dead()
-        if dead and not self._stopping:
+        if dead:
             raise NodeDied('node exited unexpectedly: ' + ', '.join(
                 f'{name} (exit code {code})' for name, code in sorted(dead.items())))
 
@@ -118,7 +134,18 @@ class GraphRunner:
             time.sleep(poll)
 
     def stop(self):
-        """SIGTERM every node, SIGKILL what is still running after stop_timeout; return codes."""
+        """
+        SIGTERM every node, SIGKILL what is still running after stop_timeout; return codes.
+
+        Safe to call from several threads (the later calls wait for the first) and again.
+        """
+        with self._stop_lock:
+            if not self._stopped:
+                self._stop()
+                self._stopped = True
+        return {name: p.returncode for name, p in self.processes.items()}
+
+    def _stop(self):
         self._stopping = True
         for process in self.processes.values():
             if process.poll() is None:
@@ -144,7 +171,6 @@ class GraphRunner:
                 process.wait()
         for thread in self._threads:
             thread.join(timeout=2.0)
-        return {name: p.returncode for name, p in self.processes.items()}
 
     def _note(self, message):
         with self._lock:

@@ -4,8 +4,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
+from vpg_bringup.runner import GraphStopped
 from vpg_evaluation import evaluate, harness, metrics
 
 
@@ -27,6 +30,56 @@ def test_bad_arguments_are_refused(arguments, fragment, tmp_path, capsys):
     status = evaluate.main(['--allow-untrained', '--out', str(tmp_path / 'out')] + arguments)
     assert status == 2
     assert fragment in capsys.readouterr().err
+
+
+class BlockingSession:
+    """Stands in for CellSession: its one run lasts until stop() (a goal minutes long)."""
+
+    opened = []
+
+    def __init__(self, weights, device, log_path, domain_id=None):
+        self.stopped = threading.Event()
+        BlockingSession.opened.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def stop(self):
+        self.stopped.set()
+
+    def run(self, spec, policy, run_timeout=None):
+        if not self.stopped.wait(60.0):
+            raise AssertionError('the run in progress was not stopped')
+        raise GraphStopped('the graph was stopped')
+
+
+def test_interrupt_ends_the_run_in_progress_without_a_restart(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate, 'CellSession', BlockingSession)
+    BlockingSession.opened.clear()
+    args = evaluate.parse_args(['--allow-untrained', '--out', str(tmp_path)])
+    run_policy = evaluate.make_policy_runner(args, tmp_path)
+    spec = harness.plan_runs(['random'], runs=1, objects=4)[0]
+    outcome = []
+
+    def cell():
+        try:
+            run_policy('vpg', None, [spec], outcome.append)
+        except BaseException as error:  # noqa: B902 (handed to the test thread)
+            outcome.append(error)
+
+    thread = threading.Thread(target=cell, daemon=True)
+    thread.start()
+    while not BlockingSession.opened:
+        time.sleep(0.01)
+    started = time.monotonic()
+    run_policy.interrupt()
+    thread.join(timeout=30.0)
+    assert not thread.is_alive() and time.monotonic() - started < 5.0
+    assert len(outcome) == 1 and isinstance(outcome[0], harness.Stopped), outcome
+    assert len(BlockingSession.opened) == 1  # the stopped graph was not restarted
 
 
 def test_weights_file_sets_graph_variant_version_and_sha(tmp_path):

@@ -1,6 +1,9 @@
 """The evaluation core without ROS: plan, run store and resume, summary, table and plot."""
 
+import _thread
 import json
+import threading
+import time
 
 import pytest
 from vpg_evaluation import harness
@@ -168,6 +171,28 @@ def test_a_failing_cell_stops_the_others_and_keeps_their_runs(cases, tmp_path):
     assert all(r['policy'] == 'grasp_only' for r in kept) and len(kept) <= len(plan)
     harness.run_evaluation(plan, weights, store, good, jobs=2, log=lambda *_: None)
     assert len(store.load()) == 2 * len(plan)
+
+
+def test_ctrl_c_ends_the_runs_in_progress_at_once(tmp_path):
+    plan = harness.plan_runs(['random'], runs=4, objects=4)
+    weights = {'grasp_only': UNTRAINED, 'vpg': UNTRAINED}
+    graphs_stopped = threading.Event()
+    started = []
+
+    def minutes_long(policy, weights, specs, save):
+        started.append(policy)
+        if not graphs_stopped.wait(60.0):  # a goal that lasts until its graph is stopped
+            raise AssertionError('the runs in progress were not stopped')
+        raise harness.Stopped('interrupted')
+
+    threading.Timer(0.5, _thread.interrupt_main).start()  # Ctrl-C
+    begun = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        harness.run_evaluation(plan, weights, harness.RunStore(tmp_path / 'runs.jsonl'),
+                               minutes_long, jobs=2, log=lambda *_: None,
+                               interrupt=graphs_stopped.set)
+    assert time.monotonic() - begun < 10.0
+    assert graphs_stopped.is_set() and sorted(started) == ['grasp_only', 'vpg']
 
 
 def test_changed_case_file_is_not_reused(cases, tmp_path):

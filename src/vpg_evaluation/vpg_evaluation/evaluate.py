@@ -19,6 +19,7 @@ import dataclasses
 import os
 from pathlib import Path
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -152,6 +153,15 @@ class CellSession:
         self.domain_id = domain_id
         """ROS_DOMAIN_ID of the graph and the client; None: the environment's."""
         self.ready_timeout = ready_timeout
+        self.runner = None
+        self._stop_requested = False
+
+    def stop(self):
+        """Stop the graph from another thread (Ctrl-C): waits on it end with GraphStopped."""
+        self._stop_requested = True
+        runner = self.runner
+        if runner is not None:
+            runner.stop()
 
     def __enter__(self):
         import rclpy
@@ -174,6 +184,8 @@ class CellSession:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         try:
+            if self._stop_requested:  # stop() came before the runner existed
+                self.runner.stop()
             self.runner.start()
             self._thread.start()
             self.client = PickAllClient(self.node, self.runner)
@@ -233,6 +245,17 @@ def make_policy_runner(args, out):
     from vpg_bringup.runner import NodeDied
 
     domains = threading.local()
+    stopping = threading.Event()
+    open_cells = set()
+    lock = threading.Lock()
+
+    def interrupt():
+        """Stop every open cell's graph: the runs in progress end now (Ctrl-C)."""
+        stopping.set()
+        with lock:
+            cells = list(open_cells)
+        for cell in cells:
+            cell.stop()
 
     def run_policy(policy, weights, specs, save):
         if args.jobs > 1 and not hasattr(domains, 'id'):
@@ -243,14 +266,21 @@ def make_policy_runner(args, out):
         remaining = list(specs)
         restarts = 0
         while remaining:
+            session = CellSession(weights, args.device, log_path, domain_id)
+            with lock:
+                open_cells.add(session)
             try:
-                with CellSession(weights, args.device, log_path, domain_id) as cell:
+                if stopping.is_set():
+                    raise harness.Stopped('interrupted')
+                with session as cell:
                     while remaining:
                         record = cell.run(remaining[0], policy, args.run_timeout)
                         save(record)
                         remaining.pop(0)
                         print('  ' + describe_run(record), flush=True)
             except (NodeDied, TimeoutError, PickAllClientError) as error:
+                if stopping.is_set():
+                    raise harness.Stopped('interrupted') from None
                 restarts += 1
                 if restarts > args.max_restarts:
                     raise EvaluationError(
@@ -259,12 +289,23 @@ def make_policy_runner(args, out):
                         'command again to resume.') from None
                 print(f'evaluate: {policy}: {error}; restarting the graph '
                       f'({restarts}/{args.max_restarts})', flush=True)
+            finally:
+                with lock:
+                    open_cells.discard(session)
+    run_policy.interrupt = interrupt
     return run_policy
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM ends the run like Ctrl-C: the cells' graphs are stopped, not orphaned.
+        signal.signal(signal.SIGTERM, _interrupt)
     out = Path(args.out)
     try:
         weights = resolve_weights(args)
@@ -297,8 +338,9 @@ def main(argv=None):
         if args.summary_only:
             summary = harness.summarize(plan, weights, store.load())
         else:
-            summary = harness.run_evaluation(plan, weights, store,
-                                             make_policy_runner(args, out), args.jobs)
+            run_policy = make_policy_runner(args, out)
+            summary = harness.run_evaluation(plan, weights, store, run_policy, args.jobs,
+                                             interrupt=run_policy.interrupt)
     except EvaluationError as error:
         print(f'evaluate: {error}', file=sys.stderr)
         return 1

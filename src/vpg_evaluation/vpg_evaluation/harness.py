@@ -216,7 +216,8 @@ class Stopped(Exception):
     """The evaluation was asked to stop (Ctrl-C, or another cell failed)."""
 
 
-def run_evaluation(plan, weights_by_policy, store, run_policy, jobs=1, log=print):
+def run_evaluation(plan, weights_by_policy, store, run_policy, jobs=1, log=print,
+                   interrupt=None):
     """
     Make every planned run that is not stored yet, and summarise.
 
@@ -225,8 +226,10 @@ def run_evaluation(plan, weights_by_policy, store, run_policy, jobs=1, log=print
     whatever stops the evaluation, the finished runs stay. With jobs > 1 up to `jobs` cells run
     at once, in threads: each policy's pending runs are dealt round-robin to
     max(1, jobs // policies) cells. When one cell fails the others stop after their current run
-    (save raises Stopped in them) and the first error is raised. Returns summarize() over the
-    stored runs.
+    (save raises Stopped in them) and the first error is raised. On Ctrl-C (KeyboardInterrupt
+    in the main thread) interrupt(), when given, ends the runs in progress (it stops the
+    cells' graphs); the cells' threads are then joined and KeyboardInterrupt re-raised.
+    Returns summarize() over the stored runs.
     """
     records = store.load()
     work = []
@@ -244,11 +247,11 @@ def run_evaluation(plan, weights_by_policy, store, run_policy, jobs=1, log=print
             for policy, weights, specs in chunks:
                 run_policy(policy, weights, specs, store.append)
         else:
-            _run_parallel(chunks, run_policy, store, jobs)
+            _run_parallel(chunks, run_policy, store, jobs, interrupt)
     return summarize(plan, weights_by_policy, store.load())
 
 
-def _run_parallel(chunks, run_policy, store, jobs):
+def _run_parallel(chunks, run_policy, store, jobs, interrupt=None):
     stop = threading.Event()
     errors = []
     queue = list(chunks)
@@ -283,9 +286,11 @@ def _run_parallel(chunks, run_policy, store, jobs):
             while thread.is_alive():
                 thread.join(timeout=0.5)
     except KeyboardInterrupt:
-        stop.set()  # each cell stops after its current run, and stops its graph
+        stop.set()  # no cell starts another run
+        if interrupt is not None:
+            interrupt()  # and those in progress end now, not when their goal does
         for thread in threads:
-            thread.join(timeout=600)
+            thread.join(timeout=60 if interrupt is not None else 600)
         raise
     if errors:
         raise errors[0]

@@ -49,8 +49,10 @@ import math
 import os
 from pathlib import Path
 import shlex
+import signal
 import sqlite3
 import sys
+import threading
 import time
 
 import numpy as np
@@ -621,9 +623,16 @@ def parse_args(argv):
     return args
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM ends the run like Ctrl-C: the cells' graphs are stopped, not orphaned.
+        signal.signal(signal.SIGTERM, _interrupt)
     out = Path(args.out)
     settings = TrainSettings(args.epochs, args.min_steps, args.batch_size, args.learning_rate,
                              args.inverse_loss_weight)

@@ -61,12 +61,12 @@ class FakeController:
 
 @pytest.fixture
 def cell(request):
-    interface, mode = request.param
+    interface, mode, *timeout = request.param
     context = rclpy.Context()
     rclpy.init(context=context)
     node = ExecutorNode(context=context, parameter_overrides=[
         Parameter('gripper.action', value=ACTION), Parameter('gripper.interface', value=interface),
-        Parameter('gripper.timeout', value=1.5)])
+        Parameter('gripper.timeout', value=(timeout or [1.5])[0])])
     server_node = rclpy.create_node('fake_gripper', context=context)
     controller = FakeController(server_node, interface, mode)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
@@ -145,4 +145,55 @@ def test_policy_request_without_answer_is_sent_again(cell):
     finally:
         executor.shutdown()
         thread.join(timeout=10)
+        server.destroy_node()
+
+
+@pytest.mark.parametrize('cell', [('parallel_gripper_command', 'hang', 30.0)], indirect=True)
+def test_stop_ends_the_waits_of_a_goal_in_progress(cell):
+    """On SIGTERM the node's stop() lets a goal's thread unwind instead of waiting it out."""
+    from vpg_executor.pick_all import PolicyError
+    from vpg_interfaces.srv import ChoosePrimitive
+    node, controller = cell
+    release = threading.Event()
+    server = rclpy.create_node('silent_policy', context=node.context)
+    server.create_service(ChoosePrimitive, 'choose_primitive',
+                          lambda request, response: release.wait(30.0) and response,
+                          callback_group=ReentrantCallbackGroup())
+    executor = MultiThreadedExecutor(num_threads=2, context=node.context)
+    executor.add_node(server)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    errors = []
+
+    def wait_in(call):
+        try:
+            call()
+        except (MotionError, PolicyError) as error:
+            errors.append((time.monotonic(), str(error)))
+
+    waits = [threading.Thread(target=wait_in, args=(call,), daemon=True) for call in (
+        lambda: node._gripper_command(0.79, 40.0),  # a controller that never finishes
+        lambda: node._call(node._policy_client, ChoosePrimitive.Request(), 30.0, 'policy',
+                           PolicyError),  # a policy that never answers
+        lambda: node._joint_states.wait_for(['shoulder_pan_joint'], lambda _: True, 30.0))]
+    try:
+        for thread in waits:
+            thread.start()
+        assert controller.cancelled.wait(0) is False
+        deadline = time.monotonic() + 10
+        while not controller.goals and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        stopped = time.monotonic()
+        node.stop()
+        for thread in waits:
+            thread.join(timeout=10)
+        assert len(errors) == 3, errors
+        assert all('shutting down' in message for _, message in errors), errors
+        assert max(at for at, _ in errors) - stopped < 2.0
+        assert controller.cancelled.wait(5.0)  # the gripper goal was not left running
+    finally:
+        release.set()
+        executor.shutdown()
+        spinner.join(timeout=10)
         server.destroy_node()

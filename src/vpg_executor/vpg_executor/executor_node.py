@@ -17,6 +17,7 @@ import faulthandler
 import math
 import signal
 import threading
+import time
 
 from action_msgs.msg import GoalStatus
 import numpy as np
@@ -52,11 +53,15 @@ _STATUS_NAMES = {GoalStatus.STATUS_ABORTED: 'aborted', GoalStatus.STATUS_CANCELE
                  GoalStatus.STATUS_UNKNOWN: 'unknown'}
 
 
-def wait_future(future, timeout):
-    """Block the calling (worker) thread until future is done; False on timeout."""
+def wait_future(future, timeout, stop=None):
+    """Block the calling (worker) thread until future is done; False on timeout or stop."""
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
-    return done.wait(timeout) or future.done()
+    deadline = time.monotonic() + timeout
+    while not done.wait(max(0.0, min(0.1, deadline - time.monotonic()))):
+        if (stop is not None and stop.is_set()) or time.monotonic() >= deadline:
+            return future.done()
+    return True
 
 
 def duration_msg(seconds):
@@ -73,6 +78,7 @@ class ExecutorNode(Node):
         values = self.params.values
         self._io_group = ReentrantCallbackGroup()
         self._joint_states = JointStateCache()
+        self._stopping = threading.Event()
         self.create_subscription(JointState, values['robot.joint_states_topic'],
                                  self._on_joint_states, 50, callback_group=self._io_group)
         self._trajectory_pub = self.create_publisher(
@@ -139,13 +145,15 @@ class ExecutorNode(Node):
                                         self.params.values['gripper.joint'], position,
                                         max_effort)
         sent = self._gripper_client.send_goal_async(goal)
-        if not wait_future(sent, timeout) or not sent.result().accepted:
+        if not wait_future(sent, timeout, self._stopping) or not sent.result().accepted:
+            self._raise_if_stopping(MotionError)
             raise MotionError('gripper goal not accepted')
         handle = sent.result()
         result = handle.get_result_async()
-        if not wait_future(result, timeout):
+        if not wait_future(result, timeout, self._stopping):
             # Do not leave the controller working on a goal nobody waits for.
             handle.cancel_goal_async()
+            self._raise_if_stopping(MotionError)
             raise MotionError(f'gripper did not finish within {timeout} s (goal cancelled)')
         status = result.result().status
         if status != GoalStatus.STATUS_SUCCEEDED:
@@ -157,6 +165,15 @@ class ExecutorNode(Node):
                 f'gripper goal to {position:.3f} ended with status '
                 f'{_STATUS_NAMES.get(status, status)}; finger at {finger:.3f}')
 
+    def stop(self):
+        """End the waits of a goal in progress at once, so that the process can exit."""
+        self._stopping.set()
+        self._joint_states.close()
+
+    def _raise_if_stopping(self, error):
+        if self._stopping.is_set():
+            raise error('stopped waiting: the node is shutting down')
+
     # --- perception and policy --------------------------------------------------------------
     def _call(self, client, request, timeout, what, error):
         if not client.wait_for_service(
@@ -165,9 +182,10 @@ class ExecutorNode(Node):
         retries = max(0, int(self.params.values['timeouts.retries']))
         for attempt in range(retries + 1):
             future = client.call_async(request)
-            if wait_future(future, timeout):
+            if wait_future(future, timeout, self._stopping):
                 return future.result()
             client.remove_pending_request(future)
+            self._raise_if_stopping(error)
             if attempt < retries:
                 # Seen under load: the server answered, but DDS dropped the response.
                 self.get_logger().warning(f'{what} did not answer within {timeout} s; '
@@ -343,6 +361,7 @@ def main(args=None):
                 if rclpy.ok():
                     raise
             finally:
+                node.stop()  # a goal in progress unwinds now, not at its timeouts
                 close = getattr(node.backend, 'close', None)
                 if close is not None:
                     close()

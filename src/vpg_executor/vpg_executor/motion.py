@@ -73,7 +73,14 @@ class JointStateCache:
         self._condition = threading.Condition()
         self._updates = 0
         self._stamp = None
+        self._closed = False
         self.wall_cap_factor = float(wall_cap_factor)
+
+    def close(self):
+        """End every wait now and refuse new ones (the node is shutting down)."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
 
     def update(self, names, positions, stamp=None):
         """Store positions; stamp: the message's header stamp in seconds (None if unset)."""
@@ -102,7 +109,8 @@ class JointStateCache:
         Block until predicate(positions) holds; return the positions or None on timeout.
 
         timeout runs on the message stamps when they have one, else on the wall clock; the
-        wall clock alone stops the wait after wall_cap_factor x timeout.
+        wall clock alone stops the wait after wall_cap_factor x timeout. Raises MotionError
+        once close() was called.
         """
         wall_deadline = time.monotonic() + timeout * max(self.wall_cap_factor, 1.0)
         with self._condition:
@@ -111,6 +119,8 @@ class JointStateCache:
             if wall_only:
                 wall_deadline = time.monotonic() + timeout
             while True:
+                if self._closed:
+                    raise MotionError('stopped waiting for the arm: the node is shutting down')
                 if all(name in self._positions for name in names):
                     values = np.array([self._positions[name] for name in names])
                     if predicate(values):
