@@ -213,6 +213,8 @@ def main(argv=None):
                             weights=args.weights, device=args.device,
                             real_time_factor=args.real_time_factor)
     runner = GraphRunner(specs)
+    # Also SIGINT: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with runner:

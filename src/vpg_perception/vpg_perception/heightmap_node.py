@@ -3,11 +3,16 @@ ROS 2 node `heightmap`: RealSense colour + aligned depth -> VPG heightmaps of th
 
 Subscribes (sensor-data QoS) to realsense2_camera's colour image (rgb8 or bgr8), depth aligned
 to colour (16UC1 millimetres or 32FC1 metres) and colour camera_info; pairs colour and depth
-by stamp. Publishes, per paired frame, `heightmap` (vpg_interfaces/Heightmap, in the
+by stamp. Publishes, per built frame, `heightmap` (vpg_interfaces/Heightmap, in the
 calibration file's frame_id, stamped with the camera frame's stamp) and, for RViz,
 `heightmap/color` and `heightmap/height_colored` (rgb8). Serves `get_heightmap`
 (vpg_interfaces/GetHeightmap): the latest heightmap from a frame stamped no earlier than the
 request's newer_than, waiting up to its timeout (node clock, so use_sim_time works).
+
+The frame callbacks only pair frames; a worker thread builds the newest pair, skipping pairs
+that arrived while it was busy. (Built in the callbacks, a busy machine held the frame
+subscriptions back until their queues overflowed, and colour and depth then stopped matching
+for seconds: no heightmap within a request's timeout.)
 
 The camera pose and depth scale come from the calibration file; a broken file stops the node
 at start with a message naming the file and the problem. Bad frames are logged (throttled per
@@ -181,6 +186,12 @@ class HeightmapNode(Node):
         self._height_pub = self.create_publisher(Image, 'heightmap/height_colored', reliable)
         self.create_service(GetHeightmap, 'get_heightmap', self._on_get_heightmap,
                             callback_group=ReentrantCallbackGroup())
+        self._pending = None  # newest pair not built yet
+        self._pending_ready = threading.Condition()
+        self._closing = False
+        self._build_thread = threading.Thread(target=self._build_newest,
+                                              name='heightmap_builder', daemon=True)
+        self._build_thread.start()
         t = self.calibration.base_T_camera[:3, 3]
         self.get_logger().info(
             f'calibration {p.calibration_file}: camera at ({t[0]:.3f}, {t[1]:.3f}, '
@@ -210,7 +221,31 @@ class HeightmapNode(Node):
                                    f'max_stamp_difference {self.params.max_stamp_difference} s '
                                    f'(nearest {frame.nearest_ns / _NS:.3f} s away)')
         if pair is not None:
-            self._process(*pair)
+            with self._pending_ready:
+                self._pending = pair
+                self._pending_ready.notify()
+
+    def _build_newest(self):
+        while True:
+            with self._pending_ready:
+                while self._pending is None and not self._closing:
+                    self._pending_ready.wait()
+                if self._closing:
+                    return
+                pair, self._pending = self._pending, None
+            try:
+                self._process(*pair)
+            except Exception as error:  # one frame's failure must not end the building
+                self._reject('build', f'building the heightmap failed: {error!r}')
+
+    def destroy_node(self):
+        thread = getattr(self, '_build_thread', None)
+        if thread is not None:
+            with self._pending_ready:
+                self._closing = True
+                self._pending_ready.notify_all()
+            thread.join(timeout=5.0)
+        return super().destroy_node()
 
     def _process(self, color_msg, depth_msg, stamp_ns):
         p = self.params
