@@ -10,9 +10,8 @@ calibration file's frame_id, stamped with the camera frame's stamp) and, for RVi
 request's newer_than, waiting up to its timeout (node clock, so use_sim_time works).
 
 The frame callbacks only pair frames; a worker thread builds the newest pair, skipping pairs
-that arrived while it was busy. (Built in the callbacks, a busy machine held the frame
-subscriptions back until their queues overflowed, and colour and depth then stopped matching
-for seconds: no heightmap within a request's timeout.)
+that arrived while it was busy, so taking frames never waits behind a build and a request is
+answered from the freshest frame rather than from a backlog.
 
 The camera pose and depth scale come from the calibration file; a broken file stops the node
 at start with a message naming the file and the problem. Bad frames are logged (throttled per
