@@ -32,6 +32,20 @@ class DeadRunner:
         raise NodeDied('node exited unexpectedly: sim (exit code 1)')
 
 
+def test_the_action_client_is_whole_when_a_spinning_node_first_sees_it(spun):
+    """A node spinning in another thread may ask a new waitable for its entities at once."""
+    registered = []
+    add_waitable = spun.node.add_waitable
+
+    def watch(waitable):
+        registered.append(hasattr(waitable, '_lock'))
+        add_waitable(waitable)
+
+    spun.node.add_waitable = watch
+    PickAllClient(spun.node, namespace='nobody_here')
+    assert registered == [True]
+
+
 def test_wait_ready_times_out_naming_what_is_missing(spun):
     client = PickAllClient(spun.node, namespace='nobody_here')
     start = time.monotonic()

@@ -118,6 +118,21 @@ def _name(namespace, name):
     return f'/{namespace}/{name}' if namespace else name
 
 
+class _ActionClient(ActionClient):
+    """
+    rclpy's ActionClient, with its lock made before it registers with the node.
+
+    rclpy (9.x) adds the client to the node's waitables before it creates the lock that
+    get_num_entities() takes, so a node already spinning in another thread can fail there
+    ("'ActionClient' object has no attribute '_lock'") and its spinning thread dies; seen
+    once in an evaluation, where the cell then never answered reset_scene.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+
 class PickAllClient:
     """
     Client of one cell's pick_all action and its sim services (see the module docstring).
@@ -132,7 +147,7 @@ class PickAllClient:
         self.runner = runner
         self.namespace = namespace
         self.action_name = _name(namespace, 'pick_all')
-        self._action = ActionClient(node, PickAll, self.action_name)
+        self._action = _ActionClient(node, PickAll, self.action_name)
         self._reset = node.create_client(ResetScene, _name(namespace, 'sim/reset_scene'))
         self._count = node.create_client(CountObjects, _name(namespace, 'sim/count_objects'))
         self._lock = threading.Lock()

@@ -187,8 +187,8 @@ class CellSession:
             if self._stop_requested:  # stop() came before the runner existed
                 self.runner.stop()
             self.runner.start()
+            self.client = PickAllClient(self.node, self.runner)  # before the node spins
             self._thread.start()
-            self.client = PickAllClient(self.node, self.runner)
             self.client.wait_ready(self.ready_timeout)
         except BaseException:
             self.__exit__(None, None, None)
