@@ -1,6 +1,8 @@
 """The graph runner: ROS arguments as launch_ros builds them, log forwarding, failure handling."""
 
 import io
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -97,6 +99,22 @@ def test_waits_on_a_stopped_graph_end_and_it_cannot_start_again(tmp_path):
     with pytest.raises(GraphStopped):
         runner.start()
     assert len(runner.processes) == 1
+
+
+def test_sigterm_can_be_made_a_keyboard_interrupt():
+    code = ('import signal, sys, time\n'
+            'from vpg_bringup.runner import raise_keyboard_interrupt_on\n'
+            'raise_keyboard_interrupt_on(signal.SIGTERM)\n'
+            'print("ready", flush=True)\n'
+            'try:\n'
+            '    time.sleep(30)\n'
+            'except KeyboardInterrupt as interrupt:\n'
+            '    print("interrupted:", interrupt, flush=True)\n')
+    process = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == 'ready'
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=20)[0]
+    assert process.returncode == 0 and f'interrupted: signal {int(signal.SIGTERM)}' in output
 
 
 def test_duplicate_node_names_are_refused(tmp_path):

@@ -56,7 +56,6 @@ class GraphRunner:
         self._specs = {}
         self._killed = set()
         self._stop_lock = threading.Lock()
-        self._stopped = False
 
     def command(self, spec):
         base = list(spec.command) or [package_executable(spec.package, spec.executable)]
@@ -140,9 +139,8 @@ class GraphRunner:
         Safe to call from several threads (the later calls wait for the first) and again.
         """
         with self._stop_lock:
-            if not self._stopped:
+            if not self._stopping:
                 self._stop()
-                self._stopped = True
         return {name: p.returncode for name, p in self.processes.items()}
 
     def _stop(self):
@@ -195,7 +193,18 @@ class GraphRunner:
 
 
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
+def raise_keyboard_interrupt_on(*signums):
+    """
+    Make these signals raise KeyboardInterrupt, so the graphs are stopped by `with`/`finally`.
+
+    Only in the main thread (signal handlers can be set nowhere else); a no-op elsewhere.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for signum in signums:
+            signal.signal(signum, _interrupt)
 
 
 def main(argv=None):
@@ -214,8 +223,7 @@ def main(argv=None):
                             real_time_factor=args.real_time_factor)
     runner = GraphRunner(specs)
     # Also SIGINT: a shell starts background jobs with SIGINT ignored, and Python keeps that.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    raise_keyboard_interrupt_on(signal.SIGINT, signal.SIGTERM)
     try:
         with runner:
             runner.wait()

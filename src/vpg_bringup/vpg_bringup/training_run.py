@@ -29,7 +29,7 @@ from rclpy.executors import MultiThreadedExecutor
 from vpg_bringup.graph import training_graph
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.ros_domain import isolate
-from vpg_bringup.runner import GraphRunner, NodeDied
+from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
 from vpg_interfaces.action import PickAll
 from vpg_interfaces.msg import TrainerStatus
 from vpg_interfaces.srv import ChoosePrimitive
@@ -214,18 +214,12 @@ def trainer_parameters(args):
     return params
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f'signal {signum}')
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        # Ctrl-C and SIGTERM both end the run cleanly (nodes stopped, run.json written), also
-        # when started in the background, where SIGINT arrives ignored.
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM both end the run cleanly (nodes stopped, run.json written), also
+    # when started in the background, where SIGINT arrives ignored.
+    raise_keyboard_interrupt_on(signal.SIGINT, signal.SIGTERM)
     if 'ROS_DOMAIN_ID' not in os.environ:
         print(f'train: ROS_DOMAIN_ID={isolate()}')
     run_dir = os.path.abspath(args.run_dir)

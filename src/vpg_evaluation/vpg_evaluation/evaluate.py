@@ -24,6 +24,8 @@ import sys
 import threading
 import time
 
+from vpg_bringup.runner import raise_keyboard_interrupt_on
+
 from vpg_evaluation import harness
 
 _RESET_TIMEOUT = 180.0  # s: 30 blocks falling and settling on a loaded machine
@@ -296,16 +298,11 @@ def make_policy_runner(args, out):
     return run_policy
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f'signal {signum}')
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM ends the run like Ctrl-C: the cells' graphs are stopped, not orphaned.
-        signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM ends the run like Ctrl-C: the cells' graphs are stopped, not orphaned.
+    raise_keyboard_interrupt_on(signal.SIGTERM)
     out = Path(args.out)
     try:
         weights = resolve_weights(args)

@@ -52,10 +52,10 @@ import shlex
 import signal
 import sqlite3
 import sys
-import threading
 import time
 
 import numpy as np
+from vpg_bringup.runner import raise_keyboard_interrupt_on
 
 from vpg_evaluation import harness, metrics
 
@@ -623,16 +623,11 @@ def parse_args(argv):
     return args
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f'signal {signum}')
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM ends the run like Ctrl-C: the cells' graphs are stopped, not orphaned.
-        signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM ends the run like Ctrl-C: the cells' graphs are stopped, not orphaned.
+    raise_keyboard_interrupt_on(signal.SIGTERM)
     out = Path(args.out)
     settings = TrainSettings(args.epochs, args.min_steps, args.batch_size, args.learning_rate,
                              args.inverse_loss_weight)
