@@ -36,7 +36,8 @@ import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from vpg_sim import calibration, scene  # noqa: E402
-from vpg_sim.camera import depth_to_millimetres, RgbdRenderer  # noqa: E402
+from vpg_sim.camera import RgbdRenderer  # noqa: E402
+from vpg_sim.depth_model import D415  # noqa: E402
 from vpg_sim.cell import Cell  # noqa: E402
 from vpg_sim.cell_client import CellClient  # noqa: E402
 
@@ -159,9 +160,9 @@ def time_rendering(seed, repeats=30):
     single, convert = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        _, depth = renderer.render(data)
+        rgb, depth = renderer.render(data)
         t1 = time.perf_counter()
-        depth_to_millimetres(depth, rng=rng)
+        D415.apply(depth, rgb, rng, scene.FOCAL_LENGTH_PX)
         t2 = time.perf_counter()
         single.append(t1 - t0)
         convert.append(t2 - t1)
@@ -187,13 +188,14 @@ def time_rendering(seed, repeats=30):
         two_pass_depth.append(t2 - t1)
     reference.close()
     ms = {name: 1000 * statistics.median(values) for name, values in (
-        ('rgbd_one_pass', single), ('depth_to_mm', convert), ('renderer_rgb', two_pass_rgb),
+        ('rgbd_one_pass', single), ('d415_depth_model', convert), ('renderer_rgb', two_pass_rgb),
         ('renderer_depth', two_pass_depth))}
     print(f'render (median of {repeats}, MUJOCO_GL={os.environ.get("MUJOCO_GL")}): '
-          f'RGB + depth in one pass {ms["rgbd_one_pass"]:.1f} ms, depth -> 16UC1 '
-          f'{ms["depth_to_mm"]:.1f} ms; mujoco.Renderer RGB {ms["renderer_rgb"]:.1f} ms + depth '
+          f'RGB + depth in one pass {ms["rgbd_one_pass"]:.1f} ms, D415 depth model -> 16UC1 '
+          f'{ms["d415_depth_model"]:.1f} ms; mujoco.Renderer RGB {ms["renderer_rgb"]:.1f} ms + '
+          f'depth '
           f'{ms["renderer_depth"]:.1f} ms')
-    return ms['rgbd_one_pass'] + ms['depth_to_mm']
+    return ms['rgbd_one_pass'] + ms['d415_depth_model']
 
 
 def main():

@@ -214,7 +214,8 @@ def trainer_spec(namespace='', parameters=None):
 
 
 def training_graph(run_dir, cells=1, seed=0, num_objects=10, weights='', device='auto',
-                   start_step=0, trainer_parameters=None, policy_parameters=None):
+                   start_step=0, trainer_parameters=None, policy_parameters=None,
+                   randomize=True):
     """
     Describe a training run: `cells` MuJoCo cells feeding one trainer.
 
@@ -222,7 +223,8 @@ def training_graph(run_dir, cells=1, seed=0, num_objects=10, weights='', device=
     executor's transitions and its policy's model updates are remapped onto the root
     `/transitions` and `/model_updates`, so one trainer learns from all and every policy
     receives every new version. start_step: actions already taken (resumes the exploration
-    schedule).
+    schedule). randomize: each cell draws its scenes' physics, light, camera pose and depth
+    scale anew (vpg_sim.randomization), seeded by seed, cell and start_step.
     """
     if cells < 1:
         raise ValueError(f'cells must be >= 1, got {cells}')
@@ -233,6 +235,9 @@ def training_graph(run_dir, cells=1, seed=0, num_objects=10, weights='', device=
         for spec in sim_graph(cell=cell, seed=seed + 1000 * k, num_objects=num_objects,
                               weights=weights, device=device):
             remaps, params = spec.remappings, dict(spec.parameters)
+            if spec.executable == 'sim':
+                params['randomize'] = bool(randomize)
+                params['randomization_seed'] = (seed + 1000 * k + 7919 * start_step) % 2 ** 31
             if spec.executable == 'executor':
                 params['exploration.start_step'] = int(start_step)
                 if ns:

@@ -102,21 +102,6 @@ def test_one_pass_depth_equals_mujoco_renderer(model):
     assert abs(points[470, 320, 2]) < 1e-3 and abs(points[470, 20, 2]) < 1e-3
 
 
-def test_depth_to_millimetres_noise_and_dropout():
-    depth = np.full((100, 100), 0.8, dtype=np.float32)
-    depth[0, 0] = 0.05  # too close for the sensor
-    exact = camera.depth_to_millimetres(depth)
-    assert exact.dtype == np.uint16 and exact[1, 1] == 800 and exact[0, 0] == 0
-    rng = np.random.default_rng(0)
-    noisy = camera.depth_to_millimetres(
-        depth, camera.DepthOptions(noise_std=0.002, dropout=0.1), rng)
-    valid = noisy[noisy > 0].astype(float)
-    assert 0.85 < valid.size / depth.size < 0.95
-    assert valid.std() == pytest.approx(0.002 * 0.8 ** 2 * 1000, rel=0.2)
-    with pytest.raises(ValueError):
-        camera.DepthOptions(dropout=1.5)
-
-
 def test_calibration_marker_corner_matches_the_documented_offset(marker_model):
     """Detect the checkerboard; its centre corner must project from CALIBRATION_MARKER_OFFSET."""
     cv2 = pytest.importorskip('cv2')

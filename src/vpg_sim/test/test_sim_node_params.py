@@ -58,7 +58,8 @@ def test_parameters_declared_with_descriptions_and_interfaces_named(context, tmp
     try:
         for name in ('seed', 'num_objects', 'test_case_file', 'real_time_factor',
                      'idle_real_time_factor', 'camera_rate_hz', 'joint_state_rate_hz',
-                     'depth_noise_std', 'depth_dropout', 'calibration_marker'):
+                     'depth_model', 'randomize', 'randomization_seed',
+                     'calibration_marker'):
             descriptor = node.describe_parameter(name)
             assert descriptor.description and descriptor.read_only, name
         assert node.params.real_time_factor == 0.0

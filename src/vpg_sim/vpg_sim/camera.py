@@ -7,33 +7,11 @@ creates the RgbdRenderer: create, use and close it in one thread. MUJOCO_GL sele
 backend (egl or osmesa) and must be set before mujoco is imported.
 """
 
-from dataclasses import dataclass
-
 import mujoco
 from mujoco.rendering.classic import gl_context
 import numpy as np
 
 from vpg_sim import scene
-
-
-@dataclass(frozen=True)
-class DepthOptions:
-    """
-    Depth sensor imperfections; all zero gives exact depth.
-
-    noise_std: standard deviation of Gaussian noise at 1 m (m); it grows with depth squared,
-        as a stereo sensor's does.
-    dropout: probability that a pixel reads 0 (no data).
-    """
-
-    noise_std: float = 0.0
-    dropout: float = 0.0
-
-    def __post_init__(self):
-        if not (np.isfinite(self.noise_std) and self.noise_std >= 0.0):
-            raise ValueError(f'noise_std must be >= 0, got {self.noise_std}')
-        if not 0.0 <= self.dropout <= 1.0:
-            raise ValueError(f'dropout must lie in 0..1, got {self.dropout}')
 
 
 class RgbdRenderer:
@@ -127,22 +105,3 @@ class RgbdRenderer:
         if self._gl is not None:
             self._gl.free()
             self._gl = None
-
-
-def depth_to_millimetres(depth, options=DepthOptions(), rng=None,
-                         min_depth=scene.CAMERA_DEPTH_MIN, max_depth=scene.CAMERA_DEPTH_MAX):
-    """
-    Metric depth (H, W) float -> 16UC1 millimetres as a RealSense publishes it (0 = no data).
-
-    Applies options.noise_std (needs rng) and options.dropout; depths outside
-    [min_depth, max_depth] read 0.
-    """
-    depth = np.asarray(depth, dtype=np.float64)
-    if options.noise_std > 0.0:
-        depth = depth + rng.normal(0.0, options.noise_std, size=depth.shape) * depth ** 2
-    millimetres = np.rint(depth * 1000.0)
-    invalid = (depth < min_depth) | (depth > max_depth)
-    if options.dropout > 0.0:
-        invalid |= rng.random(size=depth.shape) < options.dropout
-    millimetres[invalid] = 0
-    return millimetres.astype(np.uint16)

@@ -17,7 +17,7 @@ import math
 import mujoco
 import numpy as np
 
-from vpg_sim import blocks, scene
+from vpg_sim import blocks, randomization, scene
 from vpg_sim.trajectory import check_trajectory, TrajectoryFollower
 
 _BOOKKEEPING_INTERVAL = 10  # physics steps between block checks
@@ -51,6 +51,9 @@ class CellConfig:
         soft contacts let blocks leaning on each other creep at up to ~0.05 rad/s.
     rest_speed: arm joints (rad/s) and block centres (m/s) slower than this, no trajectory
         running and fingers still mean the cell is at rest.
+    randomization: randomization.RandomizationRanges to draw each scene's friction, masses,
+        colours, light, camera pose and depth scale from (training); None = the nominal cell.
+    randomization_seed: seed of those draws (scene k of a cell uses (seed, k)).
     """
 
     timestep: float = 0.002
@@ -65,6 +68,8 @@ class CellConfig:
     settle_max_time: float = 4.0
     settle_speed: float = 0.005
     rest_speed: float = 0.01
+    randomization: object = None
+    randomization_seed: int = 0
 
     def __post_init__(self):
         if not (0.0 < self.timestep <= 0.01):
@@ -103,6 +108,7 @@ class Snapshot:
     model: object
     qpos: np.ndarray
     time: float
+    depth_scale: float = 1.0
 
 
 class Cell:
@@ -122,6 +128,9 @@ class Cell:
         """Times the physics went unstable and the state was restored (see _recover)."""
         self._repeated_recoveries = 0
         self._last_recovery_step = -_REPEAT_WINDOW_STEPS - 1
+        self._scenes_built = 0
+        self.scene_randomization = None
+        """The RandomizationSample of the current scene (None: nominal cell)."""
         self._build([], previous=None)
 
     # -- building -----------------------------------------------------------------------
@@ -130,6 +139,13 @@ class Cell:
         model = scene.build_model(objects, self.config.calibration_marker)
         model.opt.timestep = self.config.timestep
         data = mujoco.MjData(model)
+        self.scene_randomization = None
+        if self.config.randomization is not None:
+            rng = np.random.default_rng([self.config.randomization_seed, self._scenes_built])
+            self.scene_randomization = randomization.draw(self.config.randomization,
+                                                          len(objects), rng)
+            randomization.apply(model, data, self.scene_randomization)
+        self._scenes_built += 1
         joint = model.joint
         self._arm_qpos = np.array([model.jnt_qposadr[joint(j).id] for j in scene.ARM_JOINTS])
         self._arm_dof = np.array([model.jnt_dofadr[joint(j).id] for j in scene.ARM_JOINTS])
@@ -435,4 +451,5 @@ class Cell:
 
     def snapshot(self):
         """Copy the state a renderer needs (see Snapshot)."""
-        return Snapshot(self.model, self.data.qpos.copy(), self.data.time)
+        scale = 1.0 if self.scene_randomization is None else self.scene_randomization.depth_scale
+        return Snapshot(self.model, self.data.qpos.copy(), self.data.time, scale)

@@ -53,10 +53,11 @@ from trajectory_msgs.msg import JointTrajectory
 from vpg_interfaces.srv import CountObjects, ResetScene
 from vpg_perception.conversions import numpy_to_image
 
-from vpg_sim import blocks, scene
-from vpg_sim.camera import depth_to_millimetres, DepthOptions, RgbdRenderer
+from vpg_sim import blocks, depth_model, scene
+from vpg_sim.camera import RgbdRenderer
 from vpg_sim.cell import Cell, CellConfig
 from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome
+from vpg_sim.randomization import RandomizationRanges
 from vpg_sim.timing import FrameScheduler, pace_rate, Pacer, Periodic
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
 
@@ -121,8 +122,9 @@ class SimParams:
     joint_state_rate_hz: float
     camera_rate_hz: float
     camera_max_wall_rate_hz: float
-    depth_noise_std: float
-    depth_dropout: float
+    depth_model: str
+    randomize: bool
+    randomization_seed: int
     calibration_marker: bool
     removal_height: float
     gripper_interface: str = GRIPPER_INTERFACES[0]
@@ -165,11 +167,15 @@ def declare_parameters(node):
          'At most this many frames per wall second (matters when faster than real time); '
          '0 = no limit. The first frame after the cell comes to rest is always rendered.',
          _floats(0.0, 60.0)),
-        ('depth_noise_std', 0.0,
-         'Gaussian depth noise, metres at 1 m (grows with depth squared).',
-         _floats(0.0, 0.1)),
-        ('depth_dropout', 0.0, 'Probability that a depth pixel reads 0 (no data).',
-         _floats(0.0, 1.0)),
+        ('depth_model', 'd415',
+         "Depth sensor model (vpg_sim.depth_model): 'd415' or 'd435' (RealSense noise, stereo "
+         "shadows, dark-surface holes, 1 mm steps) or 'ideal' (exact depth in 1 mm steps).",
+         {'additional_constraints': ' or '.join(sorted(depth_model.PROFILES))}),
+        ('randomize', False,
+         'Draw friction, masses, colours, light, camera pose and depth scale anew for each '
+         'scene (vpg_sim.randomization; for training).', {}),
+        ('randomization_seed', 0, "Seed of the randomisation's draws.",
+         _ints(0, 2 ** 31 - 1)),
         ('calibration_marker', False,
          'Fix a 4x4 checkerboard to the tool (centre corner at scene.CALIBRATION_MARKER_OFFSET '
          'in tool0).', {}),
@@ -186,6 +192,7 @@ def declare_parameters(node):
         descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
         values[name] = node.declare_parameter(name, default, descriptor).value
     gripper_action_type(values['gripper_interface'])  # ValueError for an unknown one
+    depth_model.profile(values['depth_model'])  # ValueError for an unknown one
     values['camera_enabled'] = node.declare_parameter(
         'camera_enabled', True, ParameterDescriptor(
             description='Publish camera frames; may be set at run time, false emulates a '
@@ -252,11 +259,12 @@ class SimNode(Node):
         self._physics_thread = self._render_thread = None
         self.params = declare_parameters(self)
         p = self.params
-        self._cell_config = CellConfig(timestep=p.physics_timestep,
-                                       calibration_marker=p.calibration_marker,
-                                       removal_height=p.removal_height)
+        self._cell_config = CellConfig(
+            timestep=p.physics_timestep, calibration_marker=p.calibration_marker,
+            removal_height=p.removal_height, randomization_seed=p.randomization_seed,
+            randomization=RandomizationRanges() if p.randomize else None)
         self._gripper_config = GripperConfig()
-        self._depth_options = DepthOptions(noise_std=p.depth_noise_std, dropout=p.depth_dropout)
+        self._depth_model = depth_model.profile(p.depth_model)
         self._lock = threading.Lock()
         self._cell = Cell(self._cell_config)
         if p.test_case_file:
@@ -485,6 +493,9 @@ class SimNode(Node):
         cell, job = self._cell, self._gripper_job
         for objects, settled in self._pending_resets:
             cell.reset(objects)
+            if cell.scene_randomization is not None:
+                self.get_logger().info(
+                    f'scene randomised: {cell.scene_randomization.describe()}')
             self._settle_waiters.append(settled)
             _release_free_memory()
         self._pending_resets = []
@@ -535,7 +546,7 @@ class SimNode(Node):
                 if renderer is None:
                     renderer = RgbdRenderer(job.model)
                 rgb, depth = renderer.render_qpos(job.model, job.qpos)
-                self._publish_frame(job.time, rgb, depth, rng)
+                self._publish_frame(job.time, rgb, depth, rng, job.depth_scale)
                 with self._render_lock:
                     self._render_busy = False
         except Exception as error:
@@ -544,10 +555,11 @@ class SimNode(Node):
             if renderer is not None:
                 renderer.close()
 
-    def _publish_frame(self, sim_time, rgb, depth, rng):
+    def _publish_frame(self, sim_time, rgb, depth, rng, depth_scale):
         header = Header(frame_id=CAMERA_FRAME)
         header.stamp.sec, header.stamp.nanosec = _stamp(sim_time)
-        millimetres = depth_to_millimetres(depth, self._depth_options, rng)
+        millimetres = self._depth_model.apply(depth, rgb, rng, self._camera_info.k[0],
+                                              depth_scale)
         info = CameraInfo()
         info.header = header
         for field in ('height', 'width', 'distortion_model', 'd', 'k', 'r', 'p'):
