@@ -1,9 +1,13 @@
 """
 ROS 2 node `heightmap`: RealSense colour + aligned depth -> VPG heightmaps of the workspace.
 
-Subscribes (sensor-data QoS) to realsense2_camera's colour image (rgb8 or bgr8), depth aligned
-to colour (16UC1 millimetres or 32FC1 metres) and colour camera_info; pairs colour and depth
-by stamp. Publishes, per built frame, `heightmap` (vpg_interfaces/Heightmap, in the
+Subscribes to realsense2_camera's colour image (rgb8 or bgr8), depth aligned to colour (16UC1
+millimetres or 32FC1 metres) and colour camera_info; pairs colour and depth by stamp. The
+subscriptions are reliable with depth 10 by default (realsense2_camera publishes images with
+SYSTEM_DEFAULT QoS, i.e. reliable): with best-effort ones, a busy machine lost most frames of
+each stream independently and colour and depth stopped pairing for seconds
+(test_pairing_under_load.py); `camera_qos:=sensor_data` is for a camera set to SENSOR_DATA.
+Publishes, per built frame, `heightmap` (vpg_interfaces/Heightmap, in the
 calibration file's frame_id, stamped with the camera frame's stamp) and, for RViz,
 `heightmap/color` and `heightmap/height_colored` (rgb8). Serves `get_heightmap`
 (vpg_interfaces/GetHeightmap): the latest heightmap from a frame stamped no earlier than the
@@ -48,6 +52,11 @@ from vpg_perception.grid import HeightmapGrid
 from vpg_perception.heightmap import check_intrinsics, colorize_height, HeightmapBuilder
 
 _NS = 1_000_000_000
+# Camera subscription QoS by name (parameter camera_qos).
+CAMERA_QOS = {
+    'reliable': QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+    'sensor_data': qos_profile_sensor_data,
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class HeightmapNodeParams:
     visualization_max_height: float
     max_service_wait: float
     log_throttle: float
+    camera_qos: str
 
 
 def _range(low, high):
@@ -109,11 +119,20 @@ def declare_parameters(node):
         ('log_throttle', 5.0,
          'Seconds between two log messages about the same kind of bad input.',
          _range(0.0, 3600.0)),
+        ('camera_qos', 'reliable',
+         'QoS of the camera subscriptions: reliable (keep last 10; matches realsense2_camera '
+         'default image QoS, SYSTEM_DEFAULT) or sensor_data (best effort, for a camera '
+         'publishing with SENSOR_DATA). Best effort lost 80 % of the frames of each stream, '
+         'each independently, with both cores busy, so colour and depth stopped pairing.',
+         {'additional_constraints': ' or '.join(CAMERA_QOS)}),
     ]
     values = {}
     for name, value, description, extra in specs:
         descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
         values[name] = node.declare_parameter(name, value, descriptor).value
+    if values['camera_qos'] not in CAMERA_QOS:
+        raise ValueError(f"camera_qos must be one of {', '.join(CAMERA_QOS)}, got "
+                         f"{values['camera_qos']!r}")
     grid = HeightmapGrid(
         x_min=values.pop('workspace.x_min'), x_max=values.pop('workspace.x_max'),
         y_min=values.pop('workspace.y_min'), y_max=values.pop('workspace.y_max'),
@@ -171,14 +190,15 @@ class HeightmapNode(Node):
         self._new_heightmap = threading.Condition()
 
         frames = MutuallyExclusiveCallbackGroup()
+        camera_qos = CAMERA_QOS[p.camera_qos]
         self.create_subscription(Image, p.color_topic,
                                  lambda msg: self._on_frame(Stream.COLOR, msg),
-                                 qos_profile_sensor_data, callback_group=frames)
+                                 camera_qos, callback_group=frames)
         self.create_subscription(Image, p.depth_topic,
                                  lambda msg: self._on_frame(Stream.DEPTH, msg),
-                                 qos_profile_sensor_data, callback_group=frames)
+                                 camera_qos, callback_group=frames)
         self.create_subscription(CameraInfo, p.camera_info_topic, self._on_camera_info,
-                                 qos_profile_sensor_data, callback_group=frames)
+                                 camera_qos, callback_group=frames)
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self._heightmap_pub = self.create_publisher(Heightmap, 'heightmap', reliable)
         self._color_pub = self.create_publisher(Image, 'heightmap/color', reliable)

@@ -295,10 +295,12 @@ class SimNode(Node):
         group = ReentrantCallbackGroup()
         self._clock_pub = self.create_publisher(Clock, '/clock', 10)
         self._joint_pub = self.create_publisher(JointState, '/joint_states', 10)
-        self._color_pub = self.create_publisher(Image, COLOR_TOPIC, 2)
-        self._color_info_pub = self.create_publisher(CameraInfo, COLOR_INFO_TOPIC, 2)
-        self._depth_pub = self.create_publisher(Image, DEPTH_TOPIC, 2)
-        self._depth_info_pub = self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, 2)
+        # Reliable, as realsense2_camera's default image QoS (SYSTEM_DEFAULT); depth 10 keeps a
+        # frame for a reader that falls behind by a few frames under load instead of dropping it.
+        self._color_pub = self.create_publisher(Image, COLOR_TOPIC, 10)
+        self._color_info_pub = self.create_publisher(CameraInfo, COLOR_INFO_TOPIC, 10)
+        self._depth_pub = self.create_publisher(Image, DEPTH_TOPIC, 10)
+        self._depth_info_pub = self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, 10)
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10,
                                  callback_group=group)
         self._gripper_action = gripper_action_type(p.gripper_interface)
