@@ -237,3 +237,47 @@ def test_ground_truth_cross_check_of_completion():
     # Pushed out of the workspace instead of grasped.
     assert not harness.cleared_by_ground_truth(dict(record, removed=3))
     assert not harness.cleared_by_ground_truth({'objects_in_workspace_before': 3})
+
+
+def test_summary_gives_both_completions_intervals_pushes_and_a_paired_comparison(cases, tmp_path):
+    plan = harness.plan_runs(['random', 'challenging'], runs=4, objects=4, case_files=cases,
+                             perturbed_dir=tmp_path / 'perturbed')
+    # Every run of a case loads its own perturbed file; the policies share them.
+    files = [spec.test_case_file for spec in plan if spec.scenario == 'challenging']
+    assert len(set(files)) == len(files) == 8
+    assert all('perturbed' in f for f in files)
+    weights = {'grasp_only': UNTRAINED, 'vpg': UNTRAINED}
+    store = harness.RunStore(tmp_path / 'runs.jsonl')
+    summary = harness.run_evaluation(plan, weights, store, FakeCell(), log=lambda *_: None)
+    grasp_only = summary['random']['grasp_only']
+    # grasp_only completes runs 0 and 2 of 4 by VPG's rule and by ground truth.
+    assert grasp_only['completion'] == 50.0 and grasp_only['completion_cleared'] == 50.0
+    assert grasp_only['completion_ci95'] == pytest.approx([15.0, 85.0], abs=0.05)
+    # Each completed run has one push; the failed runs none.
+    assert grasp_only['pushes_per_run'] == 0.5 and grasp_only['runs_with_push'] == 2
+    assert grasp_only['grasp_success_ci95'] == [100.0, 100.0]
+    vpg = summary['challenging']['vpg']
+    assert vpg['completion_ci95'][0] > 60 and vpg['completion_ci95'][1] == 100.0
+    paired = vpg['paired_vs_grasp_only']
+    assert paired['a_better'] == 2 and paired['b_better'] == 0
+    assert paired['cases']['pair'] == {'a': [4, 4], 'b': [2, 4], 'difference': 50.0,
+                                       'fisher_p': pytest.approx(0.4286, abs=1e-4)}
+    table = harness.table_markdown(summary)
+    assert 'completion (ground truth)' in table and 'case by case' in table
+
+
+def test_ground_truth_completion_differs_from_vpgs_rule_when_a_grasp_lifts_two():
+    # One grasp lifted two of three blocks: s = 2 < N = 3, yet the table is empty.
+    steps = [{'primitive': 1, 'reward': 1.0}, {'primitive': 1, 'reward': 1.0}]
+    double = {'steps': steps, 'actions': 2, 'grasp_attempts': 2, 'grasp_successes': 2,
+              'objects_in_workspace_before': 3, 'objects_in_workspace_after': 0,
+              'removed_before': 0, 'removed': 3, 'case': 'c', 'reason_code': 1}
+    # A push knocked a block out: VPG's rule counts it complete (s >= N), ground truth not.
+    knocked = {'steps': [{'primitive': 0, 'reward': 0.5}] + steps * 2, 'actions': 5,
+               'grasp_attempts': 4, 'grasp_successes': 4, 'objects_in_workspace_before': 4,
+               'objects_in_workspace_after': 0, 'removed_before': 0, 'removed': 3,
+               'case': 'c', 'reason_code': 1}
+    values = harness.run_intervals([double, knocked])
+    assert values['completion_cleared'] == 50.0
+    assert harness.metrics.session_metrics([double, knocked]).completion == 0.0 + 50.0
+    assert values['pushes_per_run'] == 0.5 and values['runs_with_push'] == 1

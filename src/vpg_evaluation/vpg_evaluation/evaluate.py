@@ -63,6 +63,10 @@ def parse_args(argv):
                              'paths (default: all bundled cases)')
     parser.add_argument('--case-file', action='append', default=[], metavar='PATH',
                         help="another test case file in VPG's format, run besides --cases")
+    parser.add_argument('--exact-cases', action='store_true',
+                        help='place every run of a test case exactly as its file says (default: '
+                             'run k moves each block up to +-2 mm and turns it up to +-2 deg, '
+                             'seeded by k, the same for every policy; files in OUT/cases)')
     parser.add_argument('--max-actions', type=int, default=None,
                         help='actions per run (default: --max-actions-factor x blocks)')
     parser.add_argument('--max-actions-factor', type=float, default=2.5)
@@ -309,7 +313,8 @@ def main(argv=None):
         cases = case_files(args) if 'challenging' in args.scenarios else []
         plan = harness.plan_runs(args.scenarios, args.runs, args.objects, cases,
                                  args.max_actions, args.max_actions_factor, args.max_failures,
-                                 args.first_seed, args.case_runs)
+                                 args.first_seed, args.case_runs,
+                                 None if args.exact_cases else Path(args.out) / 'cases')
     except (EvaluationError, ValueError) as error:
         print(f'evaluate: {error}', file=sys.stderr)
         return 2

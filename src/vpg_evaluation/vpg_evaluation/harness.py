@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 import threading
 
-from vpg_evaluation import metrics
+from vpg_evaluation import intervals, metrics, perturbation
 
 SCENARIOS = ('random', 'challenging')
 POLICIES = ('grasp_only', 'vpg', 'myopic')
@@ -123,15 +123,17 @@ def budget(num_objects, max_actions=None, factor=2.5):
 
 def plan_runs(scenarios, runs, objects=30, case_files=(), max_actions=None,
               max_actions_factor=2.5, max_consecutive_failures=10, first_seed=0,
-              case_runs=None):
+              case_runs=None, perturbed_dir=None):
     """
     List the runs of an evaluation, the same for every policy.
 
     random: seeds first_seed .. first_seed + runs - 1, `objects` blocks each. challenging:
-    `case_runs` (default `runs`) runs of each case file (seeds 0 .. case_runs - 1; a case
-    places its blocks exactly, the seed only tells the runs apart). Raises ValueError for
-    unknown scenarios, an empty case list, two case files with the same name or a case file
-    the sim cannot read.
+    `case_runs` (default `runs`) runs of each case file (seeds 0 .. case_runs - 1). With
+    perturbed_dir, run k of a case loads the case perturbed for seed k (every block up to
+    ±2 mm and ±2°, vpg_evaluation.perturbation), written there; without, every run places the
+    blocks exactly and the runs differ only by timing. Raises ValueError for unknown
+    scenarios, an empty case list, two case files with the same name or a case file the sim
+    cannot read.
     """
     from vpg_sim.blocks import load_test_case
 
@@ -156,10 +158,14 @@ def plan_runs(scenarios, runs, objects=30, case_files=(), max_actions=None,
         for path in case_files:
             path = Path(path).resolve()
             count = len(load_test_case(path))
-            plan += [RunSpec('challenging', path.stem, i, i, count,
-                             budget(count, max_actions, max_actions_factor),
-                             max_consecutive_failures, str(path), file_sha256(path))
-                     for i in range(case_runs)]
+            for i in range(case_runs):
+                run_file = path
+                if perturbed_dir is not None:
+                    run_file = perturbation.write_perturbed_case(path, i, perturbed_dir)
+                plan.append(RunSpec('challenging', path.stem, i, i, count,
+                                    budget(count, max_actions, max_actions_factor),
+                                    max_consecutive_failures, str(run_file),
+                                    file_sha256(run_file)))
     return plan
 
 
@@ -350,6 +356,7 @@ def summarize(plan, weights_by_policy, records):
                 combined = metrics.combine_sessions(
                     [metrics.SessionMetrics(**values) for values in cases.values()])
             entry = combined.to_dict()
+            entry.update(run_intervals(chosen))
             published = VPG_PUBLISHED.get(scenario, {}).get(policy)
             entry.update(
                 planned_runs=len(specs),
@@ -366,13 +373,86 @@ def summarize(plan, weights_by_policy, records):
             if cases:
                 entry['cases'] = cases
             summary[scenario][policy] = entry
+        if scenario == 'challenging' and {'vpg', 'grasp_only'} <= set(weights_by_policy):
+            summary[scenario]['vpg']['paired_vs_grasp_only'] = paired_comparison(
+                select_records(specs, 'vpg', weights_by_policy['vpg'], records),
+                select_records(specs, 'grasp_only', weights_by_policy['grasp_only'], records))
     return summary
+
+
+def run_intervals(records):
+    """
+    Completion both ways with 95 % intervals, and pushes per run, from one policy's runs.
+
+    completion_ci95: Wilson interval of VPG's completion (s >= N) over the runs;
+    completion_cleared (+ _ci95): the share of runs the sim's ground truth counts as cleared
+    (every block that started in the workspace removed by a grasp, none knocked out, within
+    the run's limits); grasp_success_ci95, efficiency_ci95: bootstrap over completed runs,
+    resampled within each test case; pushes_per_run: mean pushes per run; runs_with_push.
+    """
+    stats = [metrics.run_stats(r) for r in records]
+    valid = [(r, s) for r, s in zip(records, stats) if s.valid]
+    n = len(valid)
+    completed = sum(s.completed for _, s in valid)
+    cleared = sum(cleared_by_ground_truth(r) for r, _ in valid)
+    by_case = {}
+    for record, stat in valid:
+        if stat.completed:
+            by_case.setdefault(record.get('case', ''), []).append(stat)
+    pushes = [metrics.push_attempts(r) for r, _ in valid]
+    return {
+        'completion_ci95': list(intervals.wilson_interval(completed, n)),
+        'completion_cleared': 100.0 * cleared / n if n else None,
+        'completion_cleared_ci95': list(intervals.wilson_interval(cleared, n)),
+        'grasp_success_ci95': list(intervals.bootstrap_interval(
+            [[100.0 * s.grasp_success for s in group] for group in by_case.values()])),
+        'efficiency_ci95': list(intervals.bootstrap_interval(
+            [[100.0 * s.efficiency for s in group] for group in by_case.values()])),
+        'pushes_per_run': metrics.mean(pushes),
+        'runs_with_push': sum(p > 0 for p in pushes),
+    }
+
+
+def paired_comparison(records_a, records_b):
+    """
+    Per test case, policy a's completion against policy b's on the same (perturbed) runs.
+
+    Returns {'cases': {case: {'a': [completed, runs], 'b': [...], 'difference': points,
+    'fisher_p': p}}, 'a_better': cases, 'b_better': cases, 'sign_test_p': p}.
+    """
+    def per_case(records):
+        counts = {}
+        for record in records:
+            stat = metrics.run_stats(record)
+            if stat.valid:
+                done, runs = counts.get(record['case'], (0, 0))
+                counts[record['case']] = (done + stat.completed, runs + 1)
+        return counts
+
+    a, b = per_case(records_a), per_case(records_b)
+    cases, differences = {}, []
+    for case in [c for c in a if c in b]:
+        (ka, na), (kb, nb) = a[case], b[case]
+        difference = 100.0 * (ka / na - kb / nb)
+        differences.append(difference)
+        cases[case] = {'a': [ka, na], 'b': [kb, nb], 'difference': difference,
+                       'fisher_p': intervals.fisher_exact(ka, na, kb, nb)}
+    return {'cases': cases, 'a_better': sum(d > 0 for d in differences),
+            'b_better': sum(d < 0 for d in differences),
+            'sign_test_p': intervals.sign_test(differences)}
 
 
 def _cell(value, spread=None):
     if value is None:
         return 'n/a'
     return f'{value:.1f}' + ('' if spread is None else f' ± {spread:.1f}')
+
+
+def _interval(value, interval):
+    low, high = interval
+    if value is None:
+        return 'n/a'
+    return f'{value:.1f}' + ('' if low is None else f' [{low:.1f}, {high:.1f}]')
 
 
 def _span(values):
@@ -407,6 +487,38 @@ def table_markdown(summary, command=''):
                 runs += f" of {entry['planned_runs']}"
             lines.append(f'| {scenario} | {POLICY_LABELS.get(policy, policy)} | {runs} | '
                          + ' | '.join(ours + theirs) + ' |')
+    lines += ['', '## Completion two ways, intervals and pushes', '',
+              "Completion by VPG's rule (successful grasps >= N) and by the sim's ground truth "
+              '(every block that started in the workspace removed by a grasp, none knocked out), '
+              'each with its 95 % Wilson interval over runs; grasp success and efficiency with '
+              '95 % bootstrap intervals over completed runs (resampled within each case).', '',
+              '| scenario | policy | runs | completion (VPG rule) | completion (ground truth) '
+              '| grasp success | efficiency | pushes per run | runs with a push |',
+              '|---|---|---|---|---|---|---|---|---|']
+    for scenario, policies in summary.items():
+        for policy, entry in policies.items():
+            if 'completion_ci95' not in entry:
+                continue
+            pushes = entry['pushes_per_run']
+            lines.append(
+                f'| {scenario} | {POLICY_LABELS.get(policy, policy)} | {entry["runs"]} | '
+                f'{_interval(entry["completion"], entry["completion_ci95"])} | '
+                f'{_interval(entry["completion_cleared"], entry["completion_cleared_ci95"])} | '
+                f'{_interval(entry["grasp_success"], entry["grasp_success_ci95"])} | '
+                f'{_interval(entry["efficiency"], entry["efficiency_ci95"])} | '
+                f'{"n/a" if pushes is None else f"{pushes:.2f}"} | '
+                f'{entry["runs_with_push"]} of {entry["runs"]} |')
+    paired = summary.get('challenging', {}).get('vpg', {}).get('paired_vs_grasp_only')
+    if paired:
+        lines += ['', '## VPG against grasping only, case by case', '',
+                  'Completion (VPG rule) on the same perturbed runs; Fisher exact test per case, '
+                  f'sign test over cases: VPG ahead in {paired["a_better"]}, grasping only in '
+                  f'{paired["b_better"]}, p = {paired["sign_test_p"]:.3g}.', '',
+                  '| case | VPG | grasping only | difference (points) | Fisher p |',
+                  '|---|---|---|---|---|']
+        for case, row in paired['cases'].items():
+            lines.append(f'| {case} | {row["a"][0]}/{row["a"][1]} | {row["b"][0]}/{row["b"][1]} '
+                         f'| {row["difference"]:+.1f} | {row["fisher_p"]:.3g} |')
     lines += ['', '## Runs', '']
     for scenario, policies in summary.items():
         entry = next(iter(policies.values()))

@@ -32,7 +32,7 @@ harness's keys), so runs saved as JSON lines can be recomputed at any time. No R
 from dataclasses import asdict, dataclass
 import math
 
-GRASP = 1
+PUSH, GRASP = 0, 1
 SUCCESS_REWARD = 0.5  # VPG counts a grasp whose reward reaches this as a success
 
 
@@ -101,6 +101,14 @@ def run_stats(record, objects=None):
     return RunStats(objects=int(objects), actions=actions,
                     grasp_attempts=int(record['grasp_attempts']),
                     grasp_successes=int(record['grasp_successes']), source='result')
+
+
+def push_attempts(record):
+    """Pushes in one run: counted from its steps when complete, else the goal's counter."""
+    steps = record.get('steps') or []
+    if len(steps) == int(record.get('actions', len(steps))):
+        return sum(int(s['primitive']) == PUSH for s in steps)
+    return int(record.get('push_attempts', 0))
 
 
 def mean(values):
