@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 from vpg_executor.motion import MotionError
-from vpg_executor.pick_all import (Choice, Goal, goal_problem, GRASP, Observation,
-                                   PerceptionError, PickAllLoop, PolicyError, PUSH, ReasonCode)
+from vpg_executor.pick_all import (Choice, format_timing, Goal, goal_problem, GRASP,
+                                   Observation, parse_timing, PerceptionError, PickAllLoop,
+                                   PolicyError, PUSH, ReasonCode)
 from vpg_executor.primitives import GraspOutcome
 
 
@@ -159,3 +160,48 @@ def test_invalid_goals_are_named(goal):
     world = FakeWorld([(50, 50)])
     result = make_loop(world).run(goal)
     assert result.reason_code == ReasonCode.INVALID_GOAL and world.homes == 0
+
+
+def test_each_step_reports_its_phase_durations_on_both_clocks():
+    ticks = {'wall': 0.0, 'sim': 0.0}
+
+    def advance(wall, sim):
+        ticks['wall'] += wall
+        ticks['sim'] += sim
+
+    class TimedWorld(FakeWorld):
+
+        def grasp(self, position, angle):
+            advance(3.0, 2.0)
+            return super().grasp(position, angle)
+
+        def go_home(self):
+            advance(1.0, 0.5)
+            super().go_home()
+
+    world = TimedWorld([(50, 50), (100, 150)])
+
+    def choose(observation, epsilon, allowed):
+        advance(0.25, 0.0)
+        return Choice(GRASP, (-0.5, 0.0, 0.05), 0.0)
+
+    def perceive():
+        advance(0.5, 0.1)
+        return Observation(world.height())
+
+    feedback = []
+    loop = PickAllLoop(world, perceive, choose, lambda *a: None,
+                       wall_clock=lambda: ticks['wall'], sim_clock=lambda: ticks['sim'])
+    loop.run(Goal(max_actions=5, max_consecutive_failures=3), on_feedback=feedback.append)
+    assert len(feedback) == 2
+    for report in feedback:
+        assert report.timing == {'decision': 0.25, 'motion': 3.0, 'home': 1.0,
+                                 'perception': 0.5}
+        assert report.sim_timing == pytest.approx({'decision': 0.0, 'motion': 2.0,
+                                                   'home': 0.5, 'perception': 0.1})
+    text = format_timing(feedback[0])
+    assert text == ('wall s decision 0.250 motion 3.000 home 1.000 perception 0.500 '
+                    '(sim s decision 0.000 motion 2.000 home 0.500 perception 0.100)')
+    wall, sim = parse_timing(f'[INFO] [executor]: step 1: grasp reward 1.0; {text}\n')
+    assert wall == feedback[0].timing and sim == pytest.approx(feedback[0].sim_timing)
+    assert parse_timing('step 1: grasp reward 1.0') == ({}, {})

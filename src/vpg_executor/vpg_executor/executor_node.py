@@ -33,8 +33,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vpg_executor import gripper_action
 from vpg_executor.motion import JointStateCache, JointTrajectoryBackend, MotionError
 from vpg_executor.parameters import declare_parameters
-from vpg_executor.pick_all import (Choice, Goal, goal_problem, Observation, PerceptionError,
-                                   PickAllLoop, PolicyError, ReasonCode)
+from vpg_executor.pick_all import (Choice, format_timing, Goal, goal_problem, Observation,
+                                   PerceptionError, PickAllLoop, PolicyError, ReasonCode)
 from vpg_executor.primitives import PrimitiveExecutor
 from vpg_executor.rewards import reward, scene_changed
 from vpg_executor.safety import TargetRejected
@@ -263,10 +263,12 @@ class ExecutorNode(Node):
             note = f' ({report.motion_error})' if report.motion_error else ''
             self.get_logger().info(
                 f'step {report.step}: {"grasp" if report.choice.primitive else "push"} '
-                f'reward {report.reward:.1f}, {report.objects_seen_remaining} seen left{note}')
+                f'reward {report.reward:.1f}, {report.objects_seen_remaining} seen left{note}; '
+                f'{format_timing(report)}')
 
         loop = PickAllLoop(self.robot, self._perceive, self._choose, on_transition,
-                           self.params.rewards, self._epsilon)
+                           self.params.rewards, self._epsilon,
+                           sim_clock=lambda: self.get_clock().now().nanoseconds * 1e-9)
         outcome = loop.run(goal, lambda: goal_handle.is_cancel_requested, on_feedback)
         result = PickAll.Result(
             objects_removed=outcome.objects_removed, actions=outcome.actions,

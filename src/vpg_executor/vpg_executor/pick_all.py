@@ -14,6 +14,7 @@ stops when the two counters together exceed `max_consecutive_failures`.
 from dataclasses import dataclass, field
 import enum
 import math
+import time
 
 from vpg_executor.motion import MotionError
 from vpg_executor.rewards import changed_pixels, count_objects, reward, RewardConfig
@@ -96,6 +97,10 @@ class StepReport:
     objects_seen_remaining: int
     consecutive_failures: int
     motion_error: str = ''
+    timing: dict = field(default_factory=dict)
+    """Wall seconds of this action's phases: decision, motion, home, perception."""
+    sim_timing: dict = field(default_factory=dict)
+    """The same phases in simulated (node clock) seconds, when the loop has a sim clock."""
 
 
 @dataclass
@@ -111,6 +116,51 @@ class Result:
     reports: list = field(default_factory=list)
 
 
+TIMING_PHASES = ('decision', 'motion', 'home', 'perception')
+
+
+def format_timing(report):
+    """Write a step's phase durations: 'wall s decision 0.05 motion 3.10 ... (sim s ...)'."""
+    def durations(timing):
+        return ' '.join(f'{phase} {timing[phase]:.3f}' for phase in TIMING_PHASES
+                        if phase in timing)
+
+    text = f'wall s {durations(report.timing)}'
+    if report.sim_timing:
+        text += f' (sim s {durations(report.sim_timing)})'
+    return text
+
+
+def parse_timing(line):
+    """Read format_timing's text back from a log line: ({phase: wall s}, {phase: sim s})."""
+    wall, sim = {}, {}
+    if 'wall s ' not in line:
+        return wall, sim
+    text = line.split('wall s ', 1)[1]
+    wall_text, _, sim_text = text.partition(' (sim s ')
+    for target, part in ((wall, wall_text), (sim, sim_text.rstrip(')\n '))):
+        words = part.split()
+        for name, value in zip(words[::2], words[1::2]):
+            if name in TIMING_PHASES:
+                target[name] = float(value)
+    return wall, sim
+
+
+class _Phases:
+    """Durations of an action's phases on the wall clock and, if given, the sim clock."""
+
+    def __init__(self, wall_clock, sim_clock):
+        self._clocks = {'wall': wall_clock, 'sim': sim_clock}
+        self._last = {name: clock() for name, clock in self._clocks.items() if clock}
+        self.wall, self.sim = {}, {}
+
+    def end(self, phase):
+        for name, start in list(self._last.items()):
+            now = self._clocks[name]()
+            getattr(self, name)[phase] = now - start
+            self._last[name] = now
+
+
 class PickAllLoop:
     """
     One pick-all run over injected parts.
@@ -122,7 +172,9 @@ class PickAllLoop:
     """
 
     def __init__(self, robot, perceive, choose, on_transition, reward_config=RewardConfig(),
-                 epsilon_schedule=lambda: 0.1):
+                 epsilon_schedule=lambda: 0.1, wall_clock=time.monotonic, sim_clock=None):
+        self.wall_clock = wall_clock
+        self.sim_clock = sim_clock
         self.robot = robot
         self.perceive = perceive
         self.choose = choose
@@ -168,10 +220,12 @@ class PickAllLoop:
             epsilon = 0.0
             if goal.explore:
                 epsilon = goal.epsilon if goal.epsilon >= 0 else self.epsilon_schedule()
+            phases = _Phases(self.wall_clock, self.sim_clock)
             try:
                 choice = self.choose(before, epsilon, goal.allowed)
             except PolicyError as error:
                 return self._stop(result, ReasonCode.POLICY_FAILED, str(error))
+            phases.end('decision')
 
             grasp_success, motion_error = False, ''
             try:
@@ -184,16 +238,19 @@ class PickAllLoop:
             except (MotionError, TargetRejected) as error:
                 motion_error = str(error)
             result.actions += 1
+            phases.end('motion')
             try:
                 self.robot.go_home()
             except (MotionError, TargetRejected) as error:
                 return self._stop(result, ReasonCode.MOTION_FAILED,
                                   f'could not return home after action {result.actions}: '
                                   f'{error}', home=False)
+            phases.end('home')
             try:
                 after = self.perceive()
             except PerceptionError as error:
                 return self._stop(result, ReasonCode.PERCEPTION_FAILED, str(error))
+            phases.end('perception')
 
             changed = changed_pixels(before.height, after.height, self.rewards)
             push_changed = choice.primitive == PUSH and changed > self.rewards.change_threshold
@@ -212,7 +269,7 @@ class PickAllLoop:
                 grasp_success=grasp_success, push_changed=push_changed, changed_pixels=changed,
                 objects_seen_remaining=count_objects(after.height, self.rewards),
                 consecutive_failures=no_change[PUSH] + no_change[GRASP],
-                motion_error=motion_error)
+                motion_error=motion_error, timing=phases.wall, sim_timing=phases.sim)
             result.reports.append(report)
             self.on_transition(before, choice, after, report)
             on_feedback(report)
