@@ -17,15 +17,13 @@ import json
 import os
 import re
 import sys
-import threading
 import time
 
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from vpg_bringup.graph import sim_graph
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner, NodeDied
+from vpg_bringup.spun_node import SpunNode
 from vpg_interfaces.action import PickAll
 
 
@@ -108,21 +106,17 @@ def main(argv=None):
     log = open(log_path, 'w')
     runner = GraphRunner(sim_graph(seed=args.seed, num_objects=0, weights=args.weights),
                          output=log, stop_timeout=30.0)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('soak', context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
     sampler = Sampler(runner)
     reasons = Counter()
     actions = 0
-    error = None
+    error = spun = None
     start = time.monotonic()
     try:
         runner.start()
-        spinner.start()
-        client = PickAllClient(node, runner)
+        # Spun with a stop flag and joined before shutdown: an executor.spin() thread still
+        # running at exit aborted the process ("terminate called without an active exception").
+        spun = SpunNode('soak')
+        client = PickAllClient(spun.node, runner)
         client.wait_ready(180.0)
         sampler.sample(0)
         episode = idle = 0
@@ -149,9 +143,8 @@ def main(argv=None):
     finally:
         crashed = dict(runner.dead())
         runner.stop()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        if spun is not None:
+            spun.close()
         log.close()
     result = summarise(sampler, actions, time.monotonic() - start, reasons, crashed)
     result['error'] = error
