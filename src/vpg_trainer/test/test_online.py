@@ -115,3 +115,54 @@ def test_multitask_run_trains_the_inverse_model_with_the_node_parameters(tmp_pat
     saved = trainer.save_checkpoint()
     assert read_weights(saved.weights).metadata.variant == 'multitask'
     trainer.close()
+
+
+def _rewards(trainer):
+    ids, _ = trainer.replay.ids_and_priorities()
+    return {(r.episode_id, r.step): r.reward for r in trainer.replay.get(ids)}
+
+
+def test_next_grasp_rule_credits_only_pushes_followed_by_a_successful_grasp(tmp_path):
+    weights = small_weights(tmp_path / 'init.safetensors')
+    run = tmp_path / 'run'
+    trainer = OnlineTrainer(config(run, weights, push_reward='next_grasp'))
+    rng = np.random.default_rng(1)
+
+    def push(episode, step, changed=True):
+        return transition(rng, primitive=0, reward=0.5 if changed else 0.0, grasp_success=False,
+                          push_changed=changed, episode_id=episode, step=step)
+
+    def grasp(episode, step, success):
+        return transition(rng, primitive=1, reward=float(success), grasp_success=success,
+                          push_changed=False, episode_id=episode, step=step)
+
+    trainer.add(push(1, 1))            # followed by a successful grasp: earns 0.5
+    trainer.add(grasp(1, 2, True))
+    trainer.add(push(1, 3))            # followed by a failed grasp: 0
+    trainer.add(grasp(1, 4, False))
+    trainer.add(push(1, 5))            # followed by another push: 0
+    trainer.add(push(1, 6, changed=False))
+    trainer.add(grasp(1, 7, True))     # step 6 changed nothing: nothing to credit
+    trainer.add(push(2, 1))            # the last action so far: pending, 0 until known
+    assert _rewards(trainer) == {(1, 1): 0.5, (1, 2): 1.0, (1, 3): 0.0, (1, 4): 0.0,
+                                 (1, 5): 0.0, (1, 6): 0.0, (1, 7): 1.0, (2, 1): 0.0}
+    trainer.close()
+    # The pending credit survives a restart.
+    trainer = OnlineTrainer(config(run, weights, push_reward='next_grasp'))
+    trainer.add(grasp(2, 2, True))
+    assert _rewards(trainer)[(2, 1)] == 0.5
+    trainer.close()
+
+
+def test_change_rule_keeps_vpgs_push_reward_and_unknown_rules_are_refused(tmp_path):
+    weights = small_weights(tmp_path / 'init.safetensors')
+    trainer = OnlineTrainer(config(tmp_path / 'run', weights))
+    rng = np.random.default_rng(2)
+    trainer.add(transition(rng, primitive=0, reward=0.5, grasp_success=False,
+                           push_changed=True, episode_id=1, step=1))
+    trainer.add(transition(rng, primitive=1, reward=0.0, grasp_success=False,
+                           push_changed=False, episode_id=1, step=2))
+    assert _rewards(trainer) == {(1, 1): 0.5, (1, 2): 0.0}
+    trainer.close()
+    with pytest.raises(ValueError, match='push_reward'):
+        config(tmp_path / 'other', weights, push_reward='always')

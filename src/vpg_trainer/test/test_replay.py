@@ -141,3 +141,23 @@ def test_kill_9_loses_no_acknowledged_transition(tmp_path):
     assert store.add(records[0]) is None  # already there
     new_id = store.add(transition(np.random.default_rng(99)))
     assert new_id > max(ids)
+
+
+def test_a_store_written_before_push_credit_existed_gains_the_column(tmp_path):
+    import sqlite3
+    path = tmp_path / 'replay.sqlite'
+    store = ReplayStore(path)
+    rng = np.random.default_rng(5)
+    store.add(transition(rng, step=1))
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute('ALTER TABLE transitions DROP COLUMN push_credit')
+    store = ReplayStore(path)
+    assert len(store) == 1
+    push = transition(rng, primitive=0, reward=0.0, push_changed=True, step=2)
+    store.add(push, push_credit=0.5)
+    assert store.credit_push(push.cell_name, push.episode_id, 2)
+    assert not store.credit_push(push.cell_name, push.episode_id, 2)  # credited once
+    ids, _ = store.ids_and_priorities()
+    assert [r.reward for r in store.get(ids)][-1] == 0.5
+    store.close()

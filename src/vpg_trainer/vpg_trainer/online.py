@@ -8,6 +8,7 @@ as new ones.
 """
 
 from collections import deque
+import dataclasses
 from dataclasses import dataclass, field
 import os
 import threading
@@ -15,12 +16,15 @@ import threading
 import numpy as np
 import torch
 
+from vpg_policy.decision import GRASP, PUSH
 from vpg_policy.q_network import build_q_network
 from vpg_policy.weights import load_into, load_model, read_weights
 from vpg_trainer.checkpoints import CheckpointStore
 from vpg_trainer.learner import (future_values, Learner, LearnerConfig,
                                  sample_prioritized)
 from vpg_trainer.replay import ReplayStore
+
+PUSH_REWARD_RULES = ('change', 'next_grasp')
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,15 @@ class TrainerConfig:
     """Weights to start a fresh run from; empty = random initialisation with `seed`."""
     device: str = 'cpu'
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    push_reward: str = 'change'
+    """Which pushes earn their reward (PUSH_REWARD_RULES): 'change', VPG's, every push that
+    changed the scene; 'next_grasp', only a changing push whose next action in the episode is
+    a successful grasp (stored with 0 and credited when that grasp arrives)."""
+
+    def __post_init__(self):
+        if self.push_reward not in PUSH_REWARD_RULES:
+            raise ValueError(f'push_reward must be one of {", ".join(PUSH_REWARD_RULES)}, '
+                             f'got {self.push_reward!r}')
 
 
 def initial_checkpoint(config):
@@ -105,7 +118,14 @@ class OnlineTrainer:
         None when the store already holds it (a redelivery after a restart).
         """
         record.validate(self.model.num_rotations, self.model.input_multiple)
-        new_id = self.replay.add(record)
+        credit = None
+        if self.config.push_reward == 'next_grasp':
+            if record.primitive == PUSH and record.reward > 0:
+                # What the push earns is known only when the next action's result is.
+                credit, record = record.reward, dataclasses.replace(record, reward=0.0)
+            elif record.primitive == GRASP and record.grasp_success:
+                self.replay.credit_push(record.cell_name, record.episode_id, record.step - 1)
+        new_id = self.replay.add(record, push_credit=credit)
         if new_id is None:
             return None
         with self._new_lock:

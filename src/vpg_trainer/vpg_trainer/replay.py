@@ -167,6 +167,11 @@ class ReplayStore:
         # One executed action is stored once, however often it is delivered.
         self._db.execute('CREATE UNIQUE INDEX IF NOT EXISTS one_per_action ON transitions '
                          '(cell_name, episode_id, step, stamp_ns)')
+        # Added after schema 1's first files: the reward a push earns once the next grasp
+        # succeeds (OnlineTrainer, push_reward 'next_grasp'); NULL = nothing pending.
+        columns = {row[1] for row in self._db.execute('PRAGMA table_info(transitions)')}
+        if 'push_credit' not in columns:
+            self._db.execute('ALTER TABLE transitions ADD COLUMN push_credit REAL')
         self._db.execute("INSERT OR IGNORE INTO meta SELECT 'stored_total', COUNT(*) "
                          'FROM transitions')
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -180,14 +185,15 @@ class ReplayStore:
         with self._lock:
             self._db.close()
 
-    def add(self, record, priority=None):
+    def add(self, record, priority=None, push_credit=None):
         """
         Store one transition durably; return its id once committed (the acknowledgement).
 
         Returns None for a transition already stored (same cell, episode, step and stamp).
 
         priority: initial sampling priority; None = the current maximum (new transitions are
-        seen soon, as prioritised replay does).
+        seen soon, as prioritised replay does). push_credit: a reward the transition gets
+        later through credit_push (None: none pending).
         """
         values = [getattr(record, name) for name in _COLUMNS]
         values = [int(v) if isinstance(v, (bool, np.bool_)) else v for v in values]
@@ -198,14 +204,15 @@ class ReplayStore:
             if priority is None:
                 priority = self._db.execute(
                     'SELECT COALESCE(MAX(priority), 1.0) FROM transitions').fetchone()[0]
-            placeholders = ', '.join('?' * (len(_COLUMNS) + 8))
+            placeholders = ', '.join('?' * (len(_COLUMNS) + 9))
             self._db.execute('BEGIN IMMEDIATE')
             try:
                 cursor = self._db.execute(
                     f'INSERT OR IGNORE INTO transitions ({", ".join(_COLUMNS)}, height, width, '
-                    'grid, priority, color_before, height_before, color_after, height_after) '
-                    f'VALUES ({placeholders})',
-                    (*values, h, w, json.dumps(record.grid), float(priority), *blobs))
+                    'grid, priority, color_before, height_before, color_after, height_after, '
+                    f'push_credit) VALUES ({placeholders})',
+                    (*values, h, w, json.dumps(record.grid), float(priority), *blobs,
+                     None if push_credit is None else float(push_credit)))
                 if cursor.rowcount == 0:
                     self._db.execute('COMMIT')
                     return None
@@ -220,6 +227,19 @@ class ReplayStore:
                 self._db.execute('ROLLBACK')
                 raise
         return new_id
+
+    def credit_push(self, cell_name, episode_id, step):
+        """
+        Give the push at (cell, episode, step) its pending reward; return whether one was.
+
+        Durable once it returns (a restart keeps the credited reward).
+        """
+        with self._lock:
+            cursor = self._db.execute(
+                'UPDATE transitions SET reward = push_credit, push_credit = NULL WHERE '
+                'cell_name = ? AND episode_id = ? AND step = ? AND primitive = 0 AND '
+                'push_credit IS NOT NULL', (cell_name, int(episode_id), int(step)))
+            return cursor.rowcount > 0
 
     def __len__(self):
         with self._lock:

@@ -62,6 +62,10 @@ PARAMETERS = [
     ('log_every', 20, 'Updates between progress log lines'),
     ('status_period', 1.0, 'Seconds between trainer_status messages when nothing happens'),
     ('gamma', _L.gamma, 'Future discount (VPG 0.5; 0 = myopic)'),
+    ('push_reward', 'change', "Which pushes earn the executor's push reward: 'change' "
+     "(VPG: every push that changed the scene) or 'next_grasp' (only a changing push followed "
+     'by a successful grasp; against push loops, after the progress rewards of Good Robot / '
+     'SPOT)'),
     ('optimizer', _L.optimizer, "'adam' or 'sgd' (VPG: SGD, momentum 0.9)"),
     ('learning_rate', _L.learning_rate, 'Optimiser learning rate'),
     ('momentum', _L.momentum, 'SGD momentum'),
@@ -119,7 +123,8 @@ def build_config(values):
         max_updates_per_transition=float(v['max_updates_per_transition']),
         min_transitions=int(v['min_transitions']),
         future_refresh=int(v['future_refresh']), variant=v['variant'], seed=int(v['seed']),
-        initial_weights=v['initial_weights'], device=v['device'], learner=learner)
+        initial_weights=v['initial_weights'], device=v['device'], learner=learner,
+        push_reward=v['push_reward'])
 
 
 def record_from_msg(msg):
