@@ -105,8 +105,8 @@ def test_sigterm_can_be_made_a_keyboard_interrupt():
     code = ('import signal, sys, time\n'
             'from vpg_bringup.runner import raise_keyboard_interrupt_on\n'
             'raise_keyboard_interrupt_on(signal.SIGTERM)\n'
-            'print("ready", flush=True)\n'
-            'try:\n'
+            'try:\n'  # "ready" inside the try: a SIGTERM right after it must land in it
+            '    print("ready", flush=True)\n'
             '    time.sleep(30)\n'
             'except KeyboardInterrupt as interrupt:\n'
             '    print("interrupted:", interrupt, flush=True)\n')
