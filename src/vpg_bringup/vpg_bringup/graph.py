@@ -129,6 +129,21 @@ def recorder_spec(path, namespace=''):
                     parameters={'path': os.path.abspath(path)})
 
 
+def viewer_spec(namespace='', port=8765, host='127.0.0.1', parameters=None):
+    """
+    Describe the live viewer (`viewer`, Foxglove WebSocket protocol) on `host`:`port`.
+
+    Optional in every graph. In a cell's namespace ('cell0' or '/cell0') its relative topics
+    resolve in that cell and the drivers' absolute topics are remapped as the cell's are. The
+    protocol has no authentication: keep the default host unless the network is trusted.
+    """
+    ns = namespace if not namespace or namespace.startswith('/') else f'/{namespace}'
+    clock = (('/clock', f'{ns}/clock'),) if ns else ()
+    return NodeSpec('vpg_bringup', 'viewer', 'viewer', ns,
+                    parameters={'host': host, 'port': int(port), **(parameters or {})},
+                    remappings=_driver_topics(ns) + clock)
+
+
 ROBOT_MODELS = ('ur5', 'ur5e')
 """UR types the executor's kinematics know and ur_robot_driver can drive."""
 MOTION_BACKENDS = ('moveit', 'joint_trajectory')

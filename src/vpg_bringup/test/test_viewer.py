@@ -1,0 +1,208 @@
+"""The viewer's ROS-free core: topic table, subscription counting, drop policy, schemas, server."""
+
+import gc
+import os
+import threading
+import time
+
+from mcap.records import Schema
+from mcap_ros2.decoder import DecoderFactory
+import psutil
+import pytest
+from rclpy.serialization import serialize_message
+from vpg_bringup.recorder_node import message_class
+from vpg_bringup.recording import _parsable_schema, MessageDefinitions
+from vpg_bringup.viewer import (check_topics, DEFAULT_TOPICS, SubscriptionCounter,
+                                TerminalGoals, Throttle, ViewerServer, ViewerTopic)
+from vpg_bringup.viewer_client import ViewerClient
+
+STRING_DEFINITION = 'string data\n'
+
+
+class FakeDefinitions:
+    """Schema texts for made-up test types (the real ones need the ament index)."""
+
+    def full_text(self, type_name):
+        return STRING_DEFINITION
+
+
+def cdr_string(text):
+    """CDR (little endian) of a std_msgs/String: encapsulation header, length, bytes, NUL."""
+    data = text.encode() + b'\0'
+    return b'\x00\x01\x00\x00' + len(data).to_bytes(4, 'little') + data
+
+
+def test_default_topics_cover_the_cell_and_are_valid():
+    check_topics(DEFAULT_TOPICS)
+    names = {t.topic for t in DEFAULT_TOPICS}
+    assert {'/camera/camera/color/image_raw', 'heightmap', 'heightmap/color', 'q_heatmaps/push',
+            'q_heatmaps/grasp', 'action_markers', '/joint_states',
+            'pick_all/_action/feedback', 'pick_all/result'} <= names
+
+
+def test_every_default_topic_schema_decodes_what_ros_serializes():
+    """The ros2msg text (action parts too) matches the CDR layout rclpy puts on the wire."""
+    definitions = MessageDefinitions()
+    factory = DecoderFactory()
+    for schema_id, topic in enumerate(DEFAULT_TOPICS, start=1):
+        schema = Schema(id=schema_id, name=topic.type_name, encoding='ros2msg',
+                        data=definitions.full_text(topic.type_name).encode())
+        message = message_class(topic.type_name)()
+        decoded = factory.decoder_for('cdr', _parsable_schema(schema))(
+            serialize_message(message))
+        assert decoded is not None, topic
+
+
+def decode(type_name, message):
+    schema = Schema(id=1, name=type_name, encoding='ros2msg',
+                    data=MessageDefinitions().full_text(type_name).encode())
+    return DecoderFactory().decoder_for('cdr', _parsable_schema(schema))(
+        serialize_message(message))
+
+
+def test_action_parts_decode_with_their_fields_inline_as_foxglove_bridge_shows_them():
+    from vpg_interfaces.action import PickAll
+    feedback = PickAll.Impl.FeedbackMessage()
+    feedback.goal_id.uuid = list(range(16))
+    feedback.feedback.step, feedback.feedback.reward = 3, 0.5
+    feedback.feedback.grasp_success = True
+    feedback.feedback.action.row, feedback.feedback.action.position.x = 7, -0.25
+    decoded = decode('vpg_interfaces/action/PickAll_FeedbackMessage', feedback)
+    assert bytes(decoded.goal_id.uuid) == bytes(range(16))
+    assert (decoded.step, decoded.reward, decoded.grasp_success) == (3, 0.5, True)
+    assert (decoded.action.row, decoded.action.position.x) == (7, -0.25)
+    result = PickAll.Impl.GetResultService.Response(status=4)
+    result.result.objects_removed, result.result.reason = 9, 'table cleared'
+    decoded = decode('vpg_interfaces/action/PickAll_GetResult_Response', result)
+    assert (decoded.status, decoded.objects_removed, decoded.reason) == (
+        4, 9, 'table cleared')
+
+
+@pytest.mark.parametrize('topics, error', [
+    ([], 'no topics'),
+    ([ViewerTopic('a', 'std_msgs/msg/String'), ViewerTopic('a', 'std_msgs/msg/String')],
+     'twice'),
+    ([ViewerTopic('a', 'not a type')], 'not a ROS message type'),
+])
+def test_bad_topic_tables_are_refused(topics, error):
+    with pytest.raises(ValueError, match=error):
+        check_topics(topics)
+
+
+def test_subscription_counter_subscribes_on_first_client_and_unsubscribes_after_last():
+    counter = SubscriptionCounter()
+    assert counter.subscribe('/a', 1) is True
+    assert counter.subscribe('/a', 2) is False
+    assert counter.changes() == (['/a'], [])
+    assert counter.changes() == ([], [])
+    assert counter.unsubscribe('/a', 1) is False
+    assert counter.unsubscribe('/a', 2) is True
+    assert counter.changes() == ([], ['/a'])
+    # A client that came and went between two looks leaves nothing to do.
+    counter.subscribe('/b', 3)
+    counter.unsubscribe('/b', 3)
+    assert counter.changes() == ([], [])
+
+
+def test_throttle_drops_messages_that_come_too_soon():
+    now = [0.0]
+    throttle = Throttle(10.0, clock=lambda: now[0])
+    assert throttle.admit('/cam')
+    now[0] = 0.05
+    assert not throttle.admit('/cam')
+    assert throttle.admit('/joint_states')
+    now[0] = 0.1
+    assert throttle.admit('/cam')
+    assert Throttle(0.0).admit('/cam') and Throttle(0.0).admit('/cam')
+    with pytest.raises(ValueError):
+        Throttle(-1.0)
+
+
+def test_terminal_goals_reports_each_finished_goal_once():
+    goals = TerminalGoals(remember=2)
+    a, b, c = b'a' * 16, b'b' * 16, b'c' * 16
+    assert goals.update([(a, 2)]) == []          # executing
+    assert goals.update([(a, 4), (b, 2)]) == [a]  # succeeded
+    assert goals.update([(a, 4), (b, 6)]) == [b]  # aborted
+    assert goals.update([(a, 4), (b, 6), (c, 5)]) == [c]
+
+
+@pytest.fixture
+def server():
+    changed = threading.Event()
+    server = ViewerServer([('/chatter', 'std_msgs/msg/String', False),
+                           ('/status', 'std_msgs/msg/String', True)],
+                          FakeDefinitions(), port=0, max_rate_hz=0.0, message_backlog=4,
+                          on_change=changed.set)
+    server.changed = changed
+    yield server
+    server.stop()
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_server_advertises_ros2_schemas_and_sends_cdr_to_subscribers(server):
+    assert server.url().startswith('ws://localhost:')
+    with ViewerClient(server.url()) as client:
+        assert client.subprotocol == 'foxglove.sdk.v1'
+        channel = client.wait_for_channels(['/chatter'])['/chatter']
+        assert (channel['encoding'], channel['schemaName'], channel['schemaEncoding'],
+                channel['schema']) == ('cdr', 'std_msgs/msg/String', 'ros2msg',
+                                       STRING_DEFINITION)
+        assert server.log('/chatter', cdr_string('before'), 1) is False  # nobody listens
+        client.subscribe(['/chatter'])
+        assert server.changed.wait(5)
+        assert server.changes() == (['/chatter'], [])
+        assert wait_for(lambda: server.log('/chatter', cdr_string('hello'), 42))
+        topic, log_time, data = client.receive(timeout=5)
+        assert (topic, log_time, data) == ('/chatter', 42, cdr_string('hello'))
+    assert wait_for(lambda: server.changes()[1] == ['/chatter'])
+
+
+def test_latched_channel_sends_its_last_message_to_a_late_client(server):
+    server.log('/status', cdr_string('done'), 7)
+    with ViewerClient(server.url()) as client:
+        client.subscribe(['/status'])
+        assert wait_for(lambda: server.changes()[0] == ['/status'])
+        topic, log_time, data = client.receive(timeout=5)
+        assert (topic, log_time, data) == ('/status', 7, cdr_string('done'))
+
+
+def test_port_in_use_is_a_clear_error(server):
+    with pytest.raises(OSError, match='cannot serve'):
+        ViewerServer([('/x', 'std_msgs/msg/String', False)], FakeDefinitions(),
+                     port=server.port).stop()
+
+
+def test_a_client_that_stops_reading_does_not_grow_the_server_memory():
+    """1 GB sent to a stalled client on loopback: the server keeps a bounded backlog."""
+    server = ViewerServer([('/images', 'std_msgs/msg/String', False)], FakeDefinitions(),
+                          port=0, max_rate_hz=0.0, message_backlog=8)
+    process = psutil.Process(os.getpid())
+    payload = cdr_string('x' * (1 << 20))  # 1 MiB per message, like a camera frame
+    try:
+        with ViewerClient(server.url()) as client:
+            client.subscribe(['/images'])
+            assert wait_for(lambda: server.changes()[0] == ['/images'])
+            # The client now reads nothing more; its socket fills, then the server's queue.
+            gc.collect()
+            sent, start_rss, peak_rss = 0, process.memory_info().rss, 0
+            for i in range(1000):
+                sent += server.log('/images', payload, i)
+                if i % 50 == 0:
+                    peak_rss = max(peak_rss, process.memory_info().rss)
+            time.sleep(0.5)
+            peak_rss = max(peak_rss, process.memory_info().rss)
+            growth_mib = (peak_rss - start_rss) / (1 << 20)
+            assert sent == 1000, 'the stalled client was dropped instead of throttled'
+            # Unbounded queueing would hold ~1000 MiB; backlog 8 + socket buffers hold ~10-20.
+            assert growth_mib < 150, f'server memory grew by {growth_mib:.0f} MiB'
+    finally:
+        server.stop()
