@@ -118,15 +118,19 @@ def _camera_topics(ns):
     return tuple((topic, f'{ns}{topic}') for topic in topics)
 
 
-def recorder_spec(path, namespace=''):
+def recorder_spec(path, namespace='', topics=None):
     """
     Describe the MCAP recorder (`record`) writing `path`, in `namespace` ('cell0' or '/cell0').
 
     Its default topics are relative, so in a cell's namespace it records that cell.
+    topics: (topic, type name) pairs to record instead of the recorder's default ones.
     """
     ns = namespace if not namespace or namespace.startswith('/') else f'/{namespace}'
-    return NodeSpec('vpg_bringup', 'record', 'recorder', ns,
-                    parameters={'path': os.path.abspath(path)})
+    parameters = {'path': os.path.abspath(path)}
+    if topics:
+        parameters['topics'] = [topic for topic, _ in topics]
+        parameters['types'] = [type_name for _, type_name in topics]
+    return NodeSpec('vpg_bringup', 'record', 'recorder', ns, parameters=parameters)
 
 
 def viewer_spec(namespace='', port=8765, host='127.0.0.1', parameters=None):

@@ -68,6 +68,14 @@ DEFAULT_TOPICS = (
 """Camera colour image, heightmaps, both Q heatmaps, action markers, joint states, the
 /pick_all feedback and status, and the last /pick_all result (published by the viewer node)."""
 
+LAYOUT_TOPICS = (
+    ('heightmap/color', 'sensor_msgs/msg/Image'),
+    ('pick_all/_action/feedback', 'vpg_interfaces/action/PickAll_FeedbackMessage'),
+    ('pick_all/result', 'vpg_interfaces/action/PickAll_GetResult_Response'),
+)
+"""(topic, type) the shipped layout (foxglove/vpg.json) shows beyond the recorder's default
+topics: recording these as well lets the same layout open the MCAP file."""
+
 
 def check_topics(topics):
     """Raise ValueError when a topic is listed twice or a type name is malformed."""
