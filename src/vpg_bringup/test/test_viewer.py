@@ -206,3 +206,58 @@ def test_a_client_that_stops_reading_does_not_grow_the_server_memory():
             assert growth_mib < 150, f'server memory grew by {growth_mib:.0f} MiB'
     finally:
         server.stop()
+
+
+def layout_topics(node):
+    """Every topic a Foxglove layout's panels name, without message paths."""
+    found = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ('imageTopic', 'topicPath', 'value') and isinstance(value, str):
+                found.add(value.split('.', 1)[0])
+            elif key == 'topics' and isinstance(value, dict):
+                found.update(value)
+            else:
+                found |= layout_topics(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= layout_topics(item)
+    return found
+
+
+def test_shipped_layout_shows_served_topics_and_what_the_demo_records():
+    import json
+    from pathlib import Path
+    from vpg_bringup.recorder_node import DEFAULT_TOPICS as RECORDED
+    from vpg_bringup.viewer import LAYOUT_TOPICS
+    layout = json.loads((Path(__file__).parents[1] / 'foxglove' / 'vpg.json').read_text())
+
+    def panels(tree):
+        if isinstance(tree, str):
+            return [tree]
+        return panels(tree['first']) + panels(tree['second'])
+
+    placed = panels(layout['layout'])
+    assert sorted(placed) == sorted(layout['configById'])
+    assert {'Image', '3D', 'Plot', 'RawMessages'} == {p.split('!')[0] for p in placed}
+    topics = layout_topics(layout['configById'])
+    served = {t.topic if t.topic.startswith('/') else '/' + t.topic for t in DEFAULT_TOPICS}
+    assert topics <= served, topics - served
+    recorded = {'/' + t for t, _ in RECORDED + LAYOUT_TOPICS}
+    # The demo's recording holds all but the camera stream (1 MB frames).
+    assert topics - recorded == {'/camera/camera/color/image_raw'}
+    images = {c['imageMode']['imageTopic'] for c in layout['configById'].values()
+              if 'imageMode' in c and 'imageTopic' in c['imageMode']}
+    assert {'/q_heatmaps/grasp', '/q_heatmaps/push', '/heightmap/color'} <= images
+
+
+def test_viewer_spec_joins_a_cell_with_its_drivers_topics_and_clock():
+    from vpg_bringup.graph import viewer_spec
+    spec = viewer_spec('cell1', port=9000)
+    assert (spec.package, spec.executable, spec.namespace) == ('vpg_bringup', 'viewer', '/cell1')
+    assert spec.parameters == {'host': '127.0.0.1', 'port': 9000}
+    remaps = dict(spec.remappings)
+    assert remaps['/joint_states'] == '/cell1/joint_states'
+    assert remaps['/camera/camera/color/image_raw'] == '/cell1/camera/camera/color/image_raw'
+    assert remaps['/clock'] == '/cell1/clock'
+    assert viewer_spec().remappings == ()

@@ -1,0 +1,115 @@
+"""
+What the live viewer costs the MuJoCo graph: without it, with it and no client, with a client.
+
+Runs the camera + heightmap part of the sim graph (sim, heightmap) three times for --seconds
+each and measures, in each: heightmaps per second (what perception delivers), CPU seconds per
+second of the sim and heightmap processes, and of the viewer. The client subscribes to every
+channel the viewer serves and reads everything. Prints one JSON object last.
+
+    python bench/viewer.py [--seconds 30]
+"""
+
+import argparse
+import io
+import json
+import socket
+import threading
+import time
+
+import psutil
+from vpg_bringup.graph import sim_graph, viewer_spec
+from vpg_bringup.ros_domain import isolate
+from vpg_bringup.runner import GraphRunner
+from vpg_bringup.spun_node import SpunNode
+from vpg_bringup.viewer_client import ViewerClient
+from vpg_interfaces.msg import Heightmap
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    try:
+        process = psutil.Process(pid)
+        total = sum(p.cpu_times().user + p.cpu_times().system
+                    for p in [process] + process.children(recursive=True))
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def measure(condition, seconds, warmup):
+    port = free_port()
+    graph = [s for s in sim_graph(num_objects=10, policy=False) if s.executable != 'executor']
+    if condition != 'no viewer':
+        graph.append(viewer_spec(port=port, parameters={'use_sim_time': True}))
+    runner = GraphRunner(graph, output=io.StringIO())
+    spun = SpunNode('viewer_bench')
+    heightmaps = []
+    spun.node.create_subscription(Heightmap, 'heightmap',
+                                  lambda m: heightmaps.append(time.monotonic()), 2)
+    received = [0, 0]
+    stop = threading.Event()
+    runner.start()
+    client = None
+    try:
+        time.sleep(warmup)
+        if condition == 'viewer + client':
+            client = ViewerClient(f'ws://127.0.0.1:{port}', open_timeout=30)
+            client.wait_for_channels(['/heightmap'], 30)
+            client.subscribe(sorted(client.channels))
+
+            def read():
+                while not stop.is_set():
+                    try:
+                        _, _, data = client.receive(timeout=1.0)
+                        received[0] += 1
+                        received[1] += len(data)
+                    except TimeoutError:
+                        pass
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            time.sleep(3.0)
+        pids = {name: proc.pid for name, proc in runner.processes.items()}
+        start_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        start, count0, received0 = time.monotonic(), len(heightmaps), received[0]
+        bytes0 = received[1]
+        time.sleep(seconds)
+        elapsed = time.monotonic() - start
+        cpu = {name: (cpu_seconds(pid) - start_cpu[name]) / elapsed
+               for name, pid in pids.items()}
+        result = {
+            'heightmaps_per_s': round((len(heightmaps) - count0) / elapsed, 2),
+            'graph_cpu_per_s': round(sum(v for k, v in cpu.items() if k != 'viewer'), 3),
+            'viewer_cpu_per_s': round(cpu.get('viewer', 0.0), 3),
+            'client_msgs_per_s': round((received[0] - received0) / elapsed, 1),
+            'client_mbytes_per_s': round((received[1] - bytes0) / elapsed / 1e6, 2),
+        }
+    finally:
+        stop.set()
+        if client is not None:
+            time.sleep(1.1)
+            client.close()
+        spun.close()
+        runner.stop()
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--seconds', type=float, default=30.0)
+    parser.add_argument('--warmup', type=float, default=15.0)
+    args = parser.parse_args()
+    print(f'viewer bench: ROS_DOMAIN_ID={isolate()}')
+    results = {}
+    for condition in ('no viewer', 'viewer, no client', 'viewer + client'):
+        results[condition] = measure(condition, args.seconds, args.warmup)
+        print(f'{condition:18s} {results[condition]}', flush=True)
+    print(json.dumps({'benchmark': 'viewer', 'seconds': args.seconds, **results}))
+
+
+if __name__ == '__main__':
+    main()
