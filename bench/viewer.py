@@ -2,7 +2,7 @@
 What the live viewer costs the MuJoCo graph: without it, with it and no client, with a client.
 
 Runs the camera + heightmap part of the sim graph (sim, heightmap) three times for --seconds
-each and measures, in each: heightmaps per second (what perception delivers), CPU seconds per
+each (interleaved, --rounds times) and measures, in each: heightmaps per second (what perception delivers), CPU seconds per
 second of the sim and heightmap processes, and of the viewer. The client subscribes to every
 channel the viewer serves and reads everything. Prints one JSON object last.
 
@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import psutil
 from vpg_bringup.graph import sim_graph, viewer_spec
 from vpg_bringup.ros_domain import isolate
@@ -102,13 +103,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--seconds', type=float, default=30.0)
     parser.add_argument('--warmup', type=float, default=15.0)
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='the three conditions are interleaved, this many times')
     args = parser.parse_args()
     print(f'viewer bench: ROS_DOMAIN_ID={isolate()}')
+    conditions = ('no viewer', 'viewer, no client', 'viewer + client')
+    samples = {condition: [] for condition in conditions}
+    for round_ in range(args.rounds):
+        for condition in conditions:
+            samples[condition].append(measure(condition, args.seconds, args.warmup))
+            print(f'round {round_ + 1} {condition:18s} {samples[condition][-1]}', flush=True)
     results = {}
-    for condition in ('no viewer', 'viewer, no client', 'viewer + client'):
-        results[condition] = measure(condition, args.seconds, args.warmup)
-        print(f'{condition:18s} {results[condition]}', flush=True)
-    print(json.dumps({'benchmark': 'viewer', 'seconds': args.seconds, **results}))
+    for condition, runs in samples.items():
+        results[condition] = {}
+        for key in runs[0]:
+            values = np.array([run[key] for run in runs], dtype=float)
+            sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            results[condition][key] = [round(float(values.mean()), 3), round(sd, 3)]
+    print(json.dumps({'benchmark': 'viewer', 'seconds': args.seconds, 'rounds': args.rounds,
+                      'format': '[mean, sample sd] over rounds', **results}))
 
 
 if __name__ == '__main__':
