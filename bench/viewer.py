@@ -1,12 +1,13 @@
 """
 What the live viewer costs the MuJoCo graph: without it, with it and no client, with a client.
 
-Runs the camera + heightmap part of the sim graph (sim, heightmap) three times for --seconds
-each (interleaved, --rounds times) and measures, in each: heightmaps per second (what perception delivers), CPU seconds per
-second of the sim and heightmap processes, and of the viewer. The client subscribes to every
-channel the viewer serves and reads everything. Prints one JSON object last.
+Runs the camera + heightmap part of the sim graph (sim, heightmap) in each condition for
+--seconds, the conditions interleaved --rounds times, and measures: heightmaps per second (what
+perception delivers), CPU seconds per second of the sim and heightmap processes together, and
+of the viewer. The client subscribes to every channel the viewer serves and reads everything.
+Prints one JSON object last ([mean, sample sd] over the rounds).
 
-    python bench/viewer.py [--seconds 30]
+    python bench/viewer.py [--seconds 30] [--rounds 3]
 """
 
 import argparse

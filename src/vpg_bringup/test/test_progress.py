@@ -6,6 +6,7 @@ from vpg_bringup.progress import format_duration, Progress
 
 
 class Clock:
+
     def __init__(self):
         self.now = 0.0
 
@@ -51,6 +52,7 @@ def test_unknown_total_and_fast_rates():
 
 def test_a_terminal_gets_a_bar_and_notes_above_it():
     class Terminal(io.StringIO):
+
         def isatty(self):
             return True
 

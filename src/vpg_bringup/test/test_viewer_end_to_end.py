@@ -32,7 +32,7 @@ def decoder(channel):
 
 
 def image_array(image):
-    """A decoded sensor_msgs/Image as an array (rows, cols, channels) per its encoding."""
+    """Return a decoded sensor_msgs/Image as an array (rows, cols, channels)."""
     dtype, channels = {'rgb8': (np.uint8, 3), '32FC1': (np.float32, 1)}[image.encoding]
     row = np.frombuffer(bytes(image.data), dtype=dtype).reshape(image.height, -1)
     return row[:, :image.width * channels].reshape(image.height, image.width, channels)

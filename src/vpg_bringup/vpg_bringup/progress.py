@@ -76,7 +76,7 @@ class Progress:
         return max(self.total - self.done, 0) / rate
 
     def line(self, note=''):
-        """The plain progress line for the current state."""
+        """Return the plain progress line for the current state."""
         if self.total:
             text = f'{self.done}/{self.total} {self.unit} ({100 * self.done / self.total:.0f}%)'
         else:

@@ -26,12 +26,11 @@ from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from vpg_interfaces.action import PickAll
-
 from vpg_bringup.recorder_node import message_class
 from vpg_bringup.recording import DefinitionNotFound, MessageDefinitions
 from vpg_bringup.viewer import (check_topics, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TOPICS,
                                 TerminalGoals, ViewerServer, ViewerTopic)
+from vpg_interfaces.action import PickAll
 
 RESULT_TOPIC = 'pick_all/result'
 
