@@ -11,7 +11,7 @@ import psutil
 import pytest
 from rclpy.serialization import serialize_message
 from vpg_bringup.recorder_node import message_class
-from vpg_bringup.recording import _parsable_schema, MessageDefinitions
+from vpg_bringup.recording import _parsable_schema, decode_cdr, MessageDefinitions
 from vpg_bringup.viewer import (check_topics, DEFAULT_TOPICS, SubscriptionCounter,
                                 TerminalGoals, Throttle, ViewerServer, ViewerTopic)
 from vpg_bringup.viewer_client import ViewerClient
@@ -54,10 +54,7 @@ def test_every_default_topic_schema_decodes_what_ros_serializes():
 
 
 def decode(type_name, message):
-    schema = Schema(id=1, name=type_name, encoding='ros2msg',
-                    data=MessageDefinitions().full_text(type_name).encode())
-    return DecoderFactory().decoder_for('cdr', _parsable_schema(schema))(
-        serialize_message(message))
+    return decode_cdr(type_name, serialize_message(message))
 
 
 def test_action_parts_decode_with_their_fields_inline_as_foxglove_bridge_shows_them():

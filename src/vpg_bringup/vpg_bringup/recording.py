@@ -530,6 +530,19 @@ def summarize(path, decode=False):
     return summary
 
 
+def decode_cdr(type_name, data, definitions=None):
+    """
+    Decode CDR bytes of `type_name` with its installed ros2msg definition (mcap_ros2).
+
+    Returns an object with the message's fields as attributes, as Foxglove reads them (an
+    action part's wrapped section inline, see action_part_text). Raises DefinitionNotFound.
+    """
+    definitions = definitions or MessageDefinitions()
+    schema = Schema(id=1, name=full_type_name(type_name), encoding=SCHEMA_ENCODING,
+                    data=definitions.full_text(type_name).encode())
+    return DecoderFactory().decoder_for(MESSAGE_ENCODING, _parsable_schema(schema))(data)
+
+
 def _decode(factory, schema, channel, record):
     decoder = factory.decoder_for(channel.message_encoding, _parsable_schema(schema))
     if decoder is None:
