@@ -2,7 +2,8 @@
 What the live viewer costs the MuJoCo graph: without it, with it and no client, with a client.
 
 Runs the camera + heightmap part of the sim graph (sim, heightmap) in each condition for
---seconds, the conditions interleaved --rounds times, and measures: heightmaps per second (what
+--seconds, the conditions interleaved in a shuffled order --rounds times, and measures:
+simulated seconds per wall second (how fast the cell runs), heightmaps per second (what
 perception delivers), CPU seconds per second of the sim and heightmap processes together, and
 of the viewer. The client subscribes to every channel the viewer serves and reads everything.
 Prints one JSON object last ([mean, sample sd] over the rounds).
@@ -13,6 +14,7 @@ Prints one JSON object last ([mean, sample sd] over the rounds).
 import argparse
 import io
 import json
+import random
 import socket
 import threading
 import time
@@ -24,6 +26,7 @@ from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner
 from vpg_bringup.spun_node import SpunNode
 from vpg_bringup.viewer_client import ViewerClient
+from rosgraph_msgs.msg import Clock
 from vpg_interfaces.msg import Heightmap
 
 
@@ -50,9 +53,11 @@ def measure(condition, seconds, warmup):
         graph.append(viewer_spec(port=port, parameters={'use_sim_time': True}))
     runner = GraphRunner(graph, output=io.StringIO())
     spun = SpunNode('viewer_bench')
-    heightmaps = []
+    heightmaps, clock = [], []
     spun.node.create_subscription(Heightmap, 'heightmap',
                                   lambda m: heightmaps.append(time.monotonic()), 2)
+    spun.node.create_subscription(
+        Clock, '/clock', lambda m: clock.append(m.clock.sec + 1e-9 * m.clock.nanosec), 10)
     received = [0, 0]
     stop = threading.Event()
     runner.start()
@@ -78,12 +83,14 @@ def measure(condition, seconds, warmup):
         pids = {name: proc.pid for name, proc in runner.processes.items()}
         start_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
         start, count0, received0 = time.monotonic(), len(heightmaps), received[0]
-        bytes0 = received[1]
+        bytes0, sim0 = received[1], clock[-1] if clock else 0.0
         time.sleep(seconds)
         elapsed = time.monotonic() - start
+        sim_speed = ((clock[-1] if clock else 0.0) - sim0) / elapsed
         cpu = {name: (cpu_seconds(pid) - start_cpu[name]) / elapsed
                for name, pid in pids.items()}
         result = {
+            'sim_s_per_s': round(sim_speed, 3),
             'heightmaps_per_s': round((len(heightmaps) - count0) / elapsed, 2),
             'graph_cpu_per_s': round(sum(v for k, v in cpu.items() if k != 'viewer'), 3),
             'viewer_cpu_per_s': round(cpu.get('viewer', 0.0), 3),
@@ -110,8 +117,10 @@ def main():
     print(f'viewer bench: ROS_DOMAIN_ID={isolate()}')
     conditions = ('no viewer', 'viewer, no client', 'viewer + client')
     samples = {condition: [] for condition in conditions}
+    order = random.Random(0)
     for round_ in range(args.rounds):
-        for condition in conditions:
+        # A fixed order would confound the conditions with the machine's drifting load.
+        for condition in order.sample(conditions, len(conditions)):
             samples[condition].append(measure(condition, args.seconds, args.warmup))
             print(f'round {round_ + 1} {condition:18s} {samples[condition][-1]}', flush=True)
     results = {}

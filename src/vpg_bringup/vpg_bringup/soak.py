@@ -148,6 +148,7 @@ def main(argv=None):
             if idle >= 3:  # a table seen clear from the start, or a failing node
                 raise RuntimeError(f'{idle} episodes in a row ran no action; last: '
                                    f'{episode_log.reason}')
+        progress.close()
     except (NodeDied, TimeoutError, PickAllClientError, RuntimeError) as failure:
         error = str(failure)
     finally:
