@@ -15,6 +15,7 @@ from vpg_bringup.recording import _parsable_schema, decode_cdr, MessageDefinitio
 from vpg_bringup.viewer import (check_topics, DEFAULT_TOPICS, SubscriptionCounter,
                                 TerminalGoals, Throttle, ViewerServer, ViewerTopic)
 from vpg_bringup.viewer_client import ViewerClient
+from websockets.exceptions import InvalidStatus
 
 STRING_DEFINITION = 'string data\n'
 
@@ -161,6 +162,12 @@ def test_server_advertises_ros2_schemas_and_sends_cdr_to_subscribers(server):
         topic, log_time, data = client.receive(timeout=5)
         assert (topic, log_time, data) == ('/chatter', 42, cdr_string('hello'))
     assert wait_for(lambda: server.changes()[1] == ['/chatter'])
+
+
+def test_clients_offering_only_the_former_subprotocol_name_are_refused(server):
+    """The SDK accepts foxglove.sdk.v1 only; the README says which clients that leaves out."""
+    with pytest.raises(InvalidStatus, match='400'):
+        ViewerClient(server.url(), subprotocols=('foxglove.websocket.v1',))
 
 
 def test_latched_channel_sends_its_last_message_to_a_late_client(server):
