@@ -1,4 +1,4 @@
-"""The viewer node in-process with real rclpy: lazy subscriptions, forwarding, /pick_all results."""
+"""The viewer node in-process, real rclpy: lazy subscriptions, forwarding, /pick_all results."""
 
 import threading
 import time
