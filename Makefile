@@ -11,12 +11,16 @@ TRAIN_ARGS ?=
 EVAL_RUNS ?= 30
 EVAL_ARGS ?=
 SOAK_ARGS ?=
+# VIEW=1: serve the demo or training live to Foxglove / Lichtblick (ws://localhost:$(VIEW_PORT))
+VIEW ?=
+VIEW_PORT ?= 8765
+VIEW_ARGS := $(if $(VIEW),--view --view-port $(VIEW_PORT))
 
 .PHONY: help setup demo test test-fast bench train eval soak clean
 
 help:
 	@echo "make setup      create .venv with pinned ROS 2 kilted wheels, torch (CPU), MuJoCo; colcon build"
-	@echo "make demo       run the main job in the embedded MuJoCo cell"
+	@echo "make demo       run the main job in the embedded MuJoCo cell (VIEW=1: watch it live in Foxglove)"
 	@echo "make test       run every test (unit, node, end-to-end); PYTEST_ARGS=... passes options"
 	@echo "make test-fast  skip the slow end-to-end tests"
 	@echo "make bench      run every script in bench/ (each prints one JSON object last)"
@@ -28,7 +32,7 @@ setup:
 	@bash tools/bootstrap.sh
 
 demo: setup
-	@$(ENV) python tools/demo.py
+	@$(ENV) python tools/demo.py $(VIEW_ARGS)
 
 test: setup
 	@$(ENV) python -m pytest $(PYTEST_ARGS)
@@ -44,7 +48,7 @@ bench: setup
 	[ $$found = 1 ] || echo "bench: no benchmark scripts in bench/"; exit $$status
 
 train: setup
-	@$(ENV) python -m vpg_bringup.training_run --run-dir $(RUN) --actions $(ACTIONS) --seed $(SEED) --cells $(CELLS) $(TRAIN_ARGS)
+	@$(ENV) python -m vpg_bringup.training_run --run-dir $(RUN) --actions $(ACTIONS) --seed $(SEED) --cells $(CELLS) $(VIEW_ARGS) $(TRAIN_ARGS)
 
 eval: setup
 	@$(ENV) python -m vpg_evaluation.evaluate --runs $(EVAL_RUNS) $(EVAL_ARGS)

@@ -18,8 +18,13 @@ TOP=requirements/top-level.txt
 TORCH_CPU_INDEX="${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
 
 die() { echo "bootstrap: ERROR: $*" >&2; exit 1; }
+# Progress: one line per step with its number and the seconds since the start (plain lines on a
+# terminal and in CI logs alike).
+STEPS=3
+step() { echo "bootstrap: [$1/$STEPS] $2 (${SECONDS}s)"; }
 
 # --- 1. host prerequisites -------------------------------------------------------------------
+step 1 "host prerequisites: python, compiler, headless OpenGL"
 if [ -n "${ROS_DISTRO:-}" ]; then
   PYTHON="${PYTHON:-python3}"
 else
@@ -51,6 +56,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # --- 2. virtual environment and pinned packages ----------------------------------------------
+step 2 "virtual environment $VENV and pinned packages"
 if [ ! -x "$VENV/bin/python" ]; then
   if [ -n "${ROS_DISTRO:-}" ]; then
     "$PYTHON" -m venv --system-site-packages "$VENV"
@@ -102,6 +108,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want_stamp" ]; then
 fi
 
 # --- 3. build the workspace --------------------------------------------------------------------
+step 3 "colcon build of the workspace"
 # With --symlink-install, edits to Python modules need no rebuild; everything else (package.xml,
 # setup.py/cfg, CMakeLists, interfaces, launch and config files) goes into the build stamp.
 # shellcheck source=tools/env.sh
@@ -117,4 +124,4 @@ else
   tail -n 1 log/bootstrap-build.log
   echo "$build_inputs" > "$BUILD_STAMP"
 fi
-echo "bootstrap: ready. In a shell: . tools/env.sh"
+echo "bootstrap: ready after ${SECONDS}s. In a shell: . tools/env.sh"

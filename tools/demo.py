@@ -5,10 +5,13 @@ Starts the MuJoCo graph (sim, heightmap, policy, executor) as separate ROS 2 pro
 vpg_bringup's runner, sends one `/pick_all` goal from this process as another ROS system would,
 prints the feedback of every action and the result, and saves the Q heatmaps of each decision
 as PNG files. Unless --no-record, a recorder node writes heightmaps, Q heatmaps, action markers
-and transitions (with rewards) to <out>/demo.mcap (Foxglove, `ros2 bag`), read back at the end.
+and transitions (with rewards), plus the /pick_all feedback and result, to <out>/demo.mcap
+(Foxglove, `ros2 bag`), read back at the end. With --view a viewer node serves the cell live
+over the Foxglove WebSocket protocol (ws://localhost:8765) and the goal waits for a keypress
+(or --view-wait seconds) so that Foxglove or Lichtblick can connect first.
 
     python tools/demo.py [--seed 1] [--objects 10] [--max-actions 30] [--weights FILE]
-                         [--no-record]
+                         [--no-record] [--view [--view-port 8765] [--view-wait 0]]
 """
 
 import argparse
@@ -24,10 +27,12 @@ import rclpy
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
-from vpg_bringup.graph import recorder_spec, sim_graph
+from vpg_bringup.graph import recorder_spec, sim_graph, viewer_spec
+from vpg_bringup.recorder_node import DEFAULT_TOPICS
 from vpg_bringup.recording import summarize
 from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner, NodeDied
+from vpg_bringup.viewer import LAYOUT_TOPICS
 from vpg_interfaces.action import PickAll
 from vpg_perception.conversions import image_to_numpy
 
@@ -48,6 +53,13 @@ def parse_args(argv):
     parser.add_argument('--timeout', type=float, default=900.0, help='seconds for the goal')
     parser.add_argument('--record', action=argparse.BooleanOptionalAction, default=True,
                         help='write an MCAP recording to <out>/demo.mcap (default: on)')
+    parser.add_argument('--view', action='store_true',
+                        help='serve the cell live to Foxglove or Lichtblick (no authentication: '
+                        'bound to localhost)')
+    parser.add_argument('--view-port', type=int, default=8765)
+    parser.add_argument('--view-wait', type=float, default=None,
+                        help='with --view: seconds to wait before the goal (default: until '
+                        'Enter is pressed on a terminal, else 0)')
     return parser.parse_args(argv)
 
 
@@ -85,7 +97,11 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     log = open(os.path.join(args.out, 'nodes.log'), 'w')
     recording = os.path.join(args.out, 'demo.mcap')
-    extra = [recorder_spec(recording)] if args.record else []
+    # The layout's topics too (feedback, result, colour heightmap), so it opens the recording.
+    extra = [recorder_spec(recording, topics=DEFAULT_TOPICS + LAYOUT_TOPICS)] if args.record \
+        else []
+    if args.view:
+        extra.append(viewer_spec(port=args.view_port, parameters={'use_sim_time': True}))
     runner = GraphRunner(sim_graph(seed=args.seed, num_objects=args.objects, weights=weights,
                                    extra=extra), output=log)
     context = rclpy.Context()
@@ -114,6 +130,8 @@ def main(argv=None):
             time.sleep(0.2)
         if args.record:
             wait_for_recorder(node, runner)
+        if args.view:
+            wait_for_viewer(args)
         print(f'demo: sending pick_all (max_actions={args.max_actions}) on a random '
               f'{args.objects}-object scene, seed {args.seed}')
 
@@ -173,6 +191,19 @@ def wait_for_recorder(node, runner, timeout=30.0, settle=1.0):
             return
         time.sleep(0.1)
     time.sleep(settle)
+
+
+def wait_for_viewer(args):
+    """Print where to watch, then give the user time to connect before the goal starts."""
+    print(f'demo: watch live: open ws://localhost:{args.view_port} in Foxglove or Lichtblick '
+          '(Open connection > Foxglove WebSocket), layout src/vpg_bringup/foxglove/vpg.json. '
+          'No authentication: served on localhost only.')
+    wait = args.view_wait
+    if wait is None and sys.stdin.isatty():
+        input('demo: press Enter to send the goal ')
+    elif wait:
+        print(f'demo: sending the goal in {wait:.0f} s')
+        time.sleep(wait)
 
 
 def report_recording(path):

@@ -16,6 +16,7 @@ setup(
         ('share/' + package_name + '/config/calibration', glob('config/calibration/*.yaml')),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/rviz', glob('rviz/*.rviz')),
+        ('share/' + package_name + '/foxglove', glob('foxglove/*.json')),
         ('share/' + package_name + '/urdf', glob('urdf/*.xacro')),
         ('share/' + package_name + '/worlds', glob('worlds/*.sdf')),
     ],
@@ -32,6 +33,7 @@ setup(
     entry_points={
         'console_scripts': [
             'record = vpg_bringup.recorder_node:main',
+            'viewer = vpg_bringup.viewer_node:main',
         ],
     },
 )

@@ -25,10 +25,10 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-from vpg_bringup.graph import real_graph
-from vpg_bringup.launch_description import (argument_values, as_bool, config_directory,
-                                            declare_arguments, node_actions, rviz_actions,
-                                            share_directory)
+from vpg_bringup.graph import real_graph, viewer_spec
+from vpg_bringup.launch_description import (argument_values, as_bool, as_int,
+                                            config_directory, declare_arguments, node_actions,
+                                            rviz_actions, share_directory)
 
 ARGUMENTS = (
     ('robot_ip', None, 'IP address of the UR controller'),
@@ -49,6 +49,9 @@ ARGUMENTS = (
      "Also start ur_moveit_config's move_group (e.g. for RViz's MotionPlanning panel); the "
      'executor plans with its own moveit_py either way'),
     ('rviz', 'false', 'Start RViz with rviz/vpg.rviz'),
+    ('viewer', 'false', 'Serve the cell live to Foxglove or Lichtblick (Foxglove WebSocket '
+     'protocol, no authentication, localhost only)'),
+    ('viewer_port', '8765', 'With viewer:=true: TCP port of the WebSocket server'),
 )
 
 GRIPPER_CONTROLLERS = ('robotiq_gripper_controller', 'robotiq_activation_controller')
@@ -56,10 +59,12 @@ GRIPPER_CONTROLLERS = ('robotiq_gripper_controller', 'robotiq_activation_control
 
 def graph(values):
     """Return our NodeSpecs for the launch argument values (strings)."""
+    viewer = [viewer_spec(port=as_int('viewer_port', values['viewer_port']))] \
+        if as_bool(values['viewer']) else []
     return real_graph(calibration_file=values['calibration_file'], weights=values['weights'],
                       device=values['device'], motion_backend=values['motion_backend'],
                       ur_type=values['ur_type'], trainer=as_bool(values['trainer']),
-                      run_dir=values['run_dir'])
+                      run_dir=values['run_dir'], extra=viewer)
 
 
 def _include(package, launch_file, arguments):

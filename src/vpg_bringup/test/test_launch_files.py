@@ -17,7 +17,7 @@ import sys
 from types import ModuleType, SimpleNamespace
 
 import pytest
-from vpg_bringup.graph import gazebo_graph, real_graph, sim_graph
+from vpg_bringup.graph import gazebo_graph, real_graph, sim_graph, training_graph, viewer_spec
 from vpg_bringup.launch_description import config_directory, node_kwargs, share_directory
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -362,6 +362,22 @@ def test_sim_launch_starts_the_sim_graph(arguments, graph_kwargs):
     assert not run.nodes('rviz2')
 
 
+def test_sim_launch_adds_the_viewer_on_request():
+    run = LaunchRun('sim.launch.py', viewer='true', viewer_port='9001')
+    viewer = viewer_spec(port=9001, parameters={'use_sim_time': True})
+    assert run.our_nodes() == expected(sim_graph() + [viewer])
+    run = LaunchRun('sim.launch.py', trainer='true', cells='2', run_dir='/runs/x',
+                    viewer='true')
+    specs = training_graph('/runs/x', cells=2)
+    assert run.our_nodes() == expected(
+        specs + [viewer_spec('/cell0', parameters={'use_sim_time': True})])
+
+
+def test_real_launch_adds_the_viewer_on_request():
+    run = LaunchRun('real.launch.py', viewer='true', **REQUIRED['real.launch.py'])
+    assert run.our_nodes()[-1] == expected([viewer_spec()])[0]
+
+
 def test_sim_launch_shows_the_cell_in_rviz_on_request():
     run = LaunchRun('sim.launch.py', rviz='true', cell='cell1')
     (rviz,) = run.nodes('rviz2')
@@ -372,7 +388,6 @@ def test_sim_launch_shows_the_cell_in_rviz_on_request():
 
 @pytest.mark.parametrize('cells', [1, 3])
 def test_sim_launch_with_the_trainer_starts_the_training_graph(cells):
-    from vpg_bringup.graph import training_graph
     run = LaunchRun('sim.launch.py', trainer='true', cells=str(cells), run_dir='/runs/x',
                     seed='2', weights='/w.safetensors')
     specs = training_graph('/runs/x', cells=cells, seed=2, weights='/w.safetensors')

@@ -118,15 +118,34 @@ def _camera_topics(ns):
     return tuple((topic, f'{ns}{topic}') for topic in topics)
 
 
-def recorder_spec(path, namespace=''):
+def recorder_spec(path, namespace='', topics=None):
     """
     Describe the MCAP recorder (`record`) writing `path`, in `namespace` ('cell0' or '/cell0').
 
     Its default topics are relative, so in a cell's namespace it records that cell.
+    topics: (topic, type name) pairs to record instead of the recorder's default ones.
     """
     ns = namespace if not namespace or namespace.startswith('/') else f'/{namespace}'
-    return NodeSpec('vpg_bringup', 'record', 'recorder', ns,
-                    parameters={'path': os.path.abspath(path)})
+    parameters = {'path': os.path.abspath(path)}
+    if topics:
+        parameters['topics'] = [topic for topic, _ in topics]
+        parameters['types'] = [type_name for _, type_name in topics]
+    return NodeSpec('vpg_bringup', 'record', 'recorder', ns, parameters=parameters)
+
+
+def viewer_spec(namespace='', port=8765, host='127.0.0.1', parameters=None):
+    """
+    Describe the live viewer (`viewer`, Foxglove WebSocket protocol) on `host`:`port`.
+
+    Optional in every graph. In a cell's namespace ('cell0' or '/cell0') its relative topics
+    resolve in that cell and the drivers' absolute topics are remapped as the cell's are. The
+    protocol has no authentication: keep the default host unless the network is trusted.
+    """
+    ns = namespace if not namespace or namespace.startswith('/') else f'/{namespace}'
+    clock = (('/clock', f'{ns}/clock'),) if ns else ()
+    return NodeSpec('vpg_bringup', 'viewer', 'viewer', ns,
+                    parameters={'host': host, 'port': int(port), **(parameters or {})},
+                    remappings=_driver_topics(ns) + clock)
 
 
 ROBOT_MODELS = ('ur5', 'ur5e')

@@ -31,7 +31,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from vpg_bringup.recording import (DefinitionNotFound, McapRecorder, OfferedQos,
-                                   split_type_name)
+                                   split_action_part, split_type_name)
 
 DEFAULT_TOPICS = (
     ('heightmap', 'vpg_interfaces/msg/Heightmap'),
@@ -112,12 +112,36 @@ def check_parameters(params):
                          f'not {params.compression!r}')
 
 
+# Where rclpy keeps the message classes of an action's parts (recording.ACTION_PARTS).
+_ACTION_PART_CLASSES = {
+    '_FeedbackMessage': ('Impl', 'FeedbackMessage'),
+    '_GetResult_Request': ('Impl', 'GetResultService', 'Request'),
+    '_GetResult_Response': ('Impl', 'GetResultService', 'Response'),
+    '_SendGoal_Request': ('Impl', 'SendGoalService', 'Request'),
+    '_SendGoal_Response': ('Impl', 'SendGoalService', 'Response'),
+    '_Goal': ('Goal',), '_Result': ('Result',), '_Feedback': ('Feedback',),
+}
+
+
 def message_class(type_name):
-    """Import the Python class of 'pkg/msg/Type'; ValueError if it is not installed."""
+    """
+    Import the Python class of 'pkg/msg/Type'; ValueError if it is not installed.
+
+    Parts of an action ('pkg/action/PickAll_FeedbackMessage') are found through the action's
+    class (PickAll.Impl.FeedbackMessage), which is what topics such as
+    `pick_all/_action/feedback` carry.
+    """
     package, namespace, name = split_type_name(type_name)
     try:
-        return getattr(importlib.import_module(f'{package}.{namespace}'), name)
-    except (ImportError, AttributeError) as error:
+        module = importlib.import_module(f'{package}.{namespace}')
+        if namespace != 'action' or hasattr(module, name):
+            return getattr(module, name)
+        action, part = split_action_part(name)
+        found = getattr(module, action)
+        for attribute in _ACTION_PART_CLASSES[part]:
+            found = getattr(found, attribute)
+        return found
+    except (ImportError, AttributeError, DefinitionNotFound) as error:
         raise ValueError(f'message type {type_name!r} is not installed ({error})') from error
 
 

@@ -30,6 +30,7 @@ import time
 
 from mcap.exceptions import McapError
 from mcap.reader import make_reader, NonSeekingReader
+from mcap.records import Schema
 from mcap.writer import CompressionType, Writer
 from mcap_ros2.decoder import DecoderFactory
 import yaml
@@ -76,6 +77,55 @@ def full_type_name(type_name):
     return '/'.join(split_type_name(type_name))
 
 
+ACTION_PARTS = ('_FeedbackMessage', '_GetResult_Request', '_GetResult_Response',
+                '_SendGoal_Request', '_SendGoal_Response', '_Goal', '_Result', '_Feedback')
+"""Suffixes of the message types rosidl generates for an action (rclpy: Action.Impl...)."""
+
+
+def split_action_part(name):
+    """
+    Split 'PickAll_FeedbackMessage' into ('PickAll', '_FeedbackMessage').
+
+    Raises DefinitionNotFound for a name that is no part of an action.
+    """
+    for suffix in ACTION_PARTS:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)], suffix
+    raise DefinitionNotFound(f'{name!r} is not a part of an action (expected one of '
+                             f'{", ".join(ACTION_PARTS)} after the action name)')
+
+
+def action_part_text(action_text, part):
+    """
+    Return the ros2msg text of one part of an action from its .action text.
+
+    The wire messages of an action wrap its goal, result and feedback sections: the feedback
+    message is a goal id and the feedback, the result response a status and the result, and
+    so on (design.ros2.org/articles/actions.html). The wrapped section is written inline, as
+    foxglove_bridge's message definition cache does, so its fields sit at the top level
+    (`/pick_all/_action/feedback.reward`); CDR lays out a nested struct like its fields, so
+    the bytes decode the same either way.
+    """
+    sections = [[]]
+    for line in action_text.splitlines():
+        if line.strip() == '---':
+            sections.append([])
+        else:
+            sections[-1].append(line)
+    if len(sections) != 3:
+        raise DefinitionNotFound(f'an action definition has 3 sections, this one {len(sections)}')
+    goal, result, feedback = ('\n'.join(lines) + '\n' for lines in sections)
+    uuid = 'unique_identifier_msgs/UUID goal_id\n'
+    return {
+        '_Goal': goal, '_Result': result, '_Feedback': feedback,
+        '_FeedbackMessage': uuid + feedback,
+        '_GetResult_Request': uuid,
+        '_GetResult_Response': 'int8 status\n' + result,
+        '_SendGoal_Request': uuid + goal,
+        '_SendGoal_Response': 'bool accepted\nbuiltin_interfaces/msg/Time stamp\n',
+    }[part]
+
+
 def _ament_share_directory(package):
     from ament_index_python.packages import (get_package_share_directory,
                                              PackageNotFoundError)
@@ -97,10 +147,19 @@ class MessageDefinitions:
         self._texts = {}
 
     def msg_text(self, type_name):
-        """Return the raw text of the .msg file of `type_name` ('pkg/Type' or 'pkg/msg/Type')."""
+        """
+        Return the .msg text of `type_name` ('pkg/Type', 'pkg/msg/Type' or an action part).
+
+        An action's parts ('pkg/action/Name_FeedbackMessage', '..._GetResult_Response', ...)
+        have no .msg file: their text is cut from the .action file as foxglove_bridge does
+        (see action_part_text), so a layout made on a robot finds the same fields here.
+        """
         key = full_type_name(type_name)
         if key not in self._texts:
             package, namespace, name = split_type_name(key)
+            if namespace == 'action':
+                self._texts[key] = self._action_part_text(package, name, type_name)
+                return self._texts[key]
             path = os.path.join(self._share_directory(package), namespace, name + '.msg')
             try:
                 with open(path, encoding='utf-8') as stream:
@@ -110,6 +169,18 @@ class MessageDefinitions:
                     f'no message definition for {type_name!r} ({path}: {error.strerror})'
                 ) from error
         return self._texts[key]
+
+    def _action_part_text(self, package, name, type_name):
+        action, part = split_action_part(name)
+        path = os.path.join(self._share_directory(package), 'action', action + '.action')
+        try:
+            with open(path, encoding='utf-8') as stream:
+                text = stream.read()
+        except OSError as error:
+            raise DefinitionNotFound(
+                f'no action definition for {type_name!r} ({path}: {error.strerror})'
+            ) from error
+        return action_part_text(text, part)
 
     @staticmethod
     def dependencies(text, package):
@@ -150,6 +221,12 @@ class MessageDefinitions:
         """Return the RIHS01 type hash rosidl generated for `type_name`, or '' if unknown."""
         name = full_type_name(type_name)
         package, namespace, short = split_type_name(name)
+        if namespace == 'action':
+            # One .json per action holds the hashes of all its parts.
+            try:
+                short = split_action_part(short)[0]
+            except DefinitionNotFound:
+                return ''
         try:
             path = os.path.join(self._share_directory(package), namespace, short + '.json')
             with open(path, encoding='utf-8') as stream:
@@ -453,10 +530,38 @@ def summarize(path, decode=False):
     return summary
 
 
+def decode_cdr(type_name, data, definitions=None):
+    """
+    Decode CDR bytes of `type_name` with its installed ros2msg definition (mcap_ros2).
+
+    Returns an object with the message's fields as attributes, as Foxglove reads them (an
+    action part's wrapped section inline, see action_part_text). Raises DefinitionNotFound.
+    """
+    definitions = definitions or MessageDefinitions()
+    schema = Schema(id=1, name=full_type_name(type_name), encoding=SCHEMA_ENCODING,
+                    data=definitions.full_text(type_name).encode())
+    return DecoderFactory().decoder_for(MESSAGE_ENCODING, _parsable_schema(schema))(data)
+
+
 def _decode(factory, schema, channel, record):
-    decoder = factory.decoder_for(channel.message_encoding, schema)
+    decoder = factory.decoder_for(channel.message_encoding, _parsable_schema(schema))
     if decoder is None:
         raise McapError(f'cannot decode messages of {channel.topic!r} (message encoding '
                         f'{channel.message_encoding!r}, schema '
                         f'{schema.encoding if schema else None!r})')
     return decoder(record.data)
+
+
+def _parsable_schema(schema):
+    """
+    Return `schema`, renamed if mcap_ros2 could not parse its name.
+
+    mcap_ros2's parser takes only CamelCase type names, so an action part such as
+    'vpg_interfaces/action/PickAll_FeedbackMessage' is decoded under the name without its
+    underscores; the name plays no part in the layout of the bytes.
+    """
+    if schema is None or '_' not in schema.name.rsplit('/', 1)[-1]:
+        return schema
+    package, _, name = schema.name.rpartition('/')
+    return Schema(id=schema.id, name=f'{package}/{name.replace("_", "")}',
+                  encoding=schema.encoding, data=schema.data)

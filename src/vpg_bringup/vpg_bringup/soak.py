@@ -21,6 +21,7 @@ import time
 
 from vpg_bringup.graph import sim_graph
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
+from vpg_bringup.progress import Progress
 from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner, NodeDied
 from vpg_bringup.spun_node import SpunNode
@@ -121,6 +122,7 @@ def main(argv=None):
         sampler.sample(0)
         episode = idle = 0
         next_sample = args.sample_every
+        progress = Progress(total=args.primitives, desc='soak', unit='primitives')
         while actions < args.primitives:
             client.reset_scene(num_objects=args.objects, seed=args.seed * 1000 + episode,
                                timeout=120.0)
@@ -129,6 +131,8 @@ def main(argv=None):
                                 epsilon=args.epsilon)
             episode_log = client.run(goal, timeout=1800.0)
             actions += episode_log.actions
+            progress.update(episode_log.actions,
+                            note=f'episode {episode}: {episode_log.reason}')
             reasons[re.sub(r'\d+', 'N', episode_log.reason.split(':')[0])] += 1
             episode += 1
             if actions >= next_sample or actions >= args.primitives:
@@ -138,6 +142,7 @@ def main(argv=None):
             if idle >= 3:  # a table seen clear from the start, or a failing node
                 raise RuntimeError(f'{idle} episodes in a row ran no action; last: '
                                    f'{episode_log.reason}')
+        progress.close()
     except (NodeDied, TimeoutError, PickAllClientError, RuntimeError) as failure:
         error = str(failure)
     finally:

@@ -26,7 +26,7 @@ import time
 
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
-from vpg_bringup.graph import training_graph
+from vpg_bringup.graph import training_graph, viewer_spec
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
@@ -62,6 +62,10 @@ def parse_args(argv):
     parser.add_argument('--trainer-param', action='append', default=[], metavar='NAME=VALUE',
                         help='extra trainer parameter (repeatable)')
     parser.add_argument('--episode-timeout', type=float, default=1800.0)
+    parser.add_argument('--view', action='store_true',
+                        help='serve the (first) cell live to Foxglove/Lichtblick on --view-port '
+                        '(vpg_bringup viewer); also makes the policy publish Q heatmaps')
+    parser.add_argument('--view-port', type=int, default=8765)
     return parser.parse_args(argv)
 
 
@@ -231,10 +235,16 @@ def main(argv=None):
     if done >= args.actions:
         print(f'train: {run_dir} already has {done} actions (asked {args.actions})')
     print(f'train: run {run_dir}, resuming at action {done}, weights v{latest.version}')
-    policy = {'torch_threads': 1, 'publish_heatmaps': False}
+    policy = {'torch_threads': 1, 'publish_heatmaps': bool(args.view)}
     graph = training_graph(run_dir, cells=args.cells, seed=args.seed, num_objects=args.objects,
                            weights=latest.weights, device=args.device, start_step=done,
                            trainer_parameters=params, policy_parameters=policy)
+    if args.view:
+        viewer = viewer_spec('cell0' if args.cells > 1 else '', port=args.view_port,
+                             parameters={'use_sim_time': True})
+        graph.append(viewer)
+        print(f'train: watch live: open ws://localhost:{args.view_port} in Foxglove or '
+              'Lichtblick (Foxglove WebSocket; layout src/vpg_bringup/foxglove/vpg.json)')
     log = open(os.path.join(run_dir, 'nodes.log'), 'a')
     runner = GraphRunner(graph, output=log, stop_timeout=60.0)
     context = rclpy.Context()

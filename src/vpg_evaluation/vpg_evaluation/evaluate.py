@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 
+from vpg_bringup.progress import Progress
 from vpg_bringup.runner import raise_keyboard_interrupt_on
 
 from vpg_evaluation import harness
@@ -239,7 +240,7 @@ def describe_run(record):
             f'[{record["wall_s"]:.0f} s]')
 
 
-def make_policy_runner(args, out):
+def make_policy_runner(args, out, progress=None):
     """
     Build run_policy for harness.run_evaluation: one graph per call, restarted on failure.
 
@@ -283,7 +284,10 @@ def make_policy_runner(args, out):
                         record = cell.run(remaining[0], policy, args.run_timeout)
                         save(record)
                         remaining.pop(0)
-                        print('  ' + describe_run(record), flush=True)
+                        if progress is None:
+                            print('  ' + describe_run(record), flush=True)
+                        else:
+                            progress.update(note=describe_run(record))
             except (NodeDied, TimeoutError, PickAllClientError) as error:
                 if stopping.is_set():
                     raise harness.Stopped('interrupted') from None
@@ -340,9 +344,15 @@ def main(argv=None):
         if args.summary_only:
             summary = harness.summarize(plan, weights, store.load())
         else:
-            run_policy = make_policy_runner(args, out)
-            summary = harness.run_evaluation(plan, weights, store, run_policy, args.jobs,
-                                             interrupt=run_policy.interrupt)
+            # done/total, rate and time left after each finished run (a bar on a terminal).
+            total = len(plan) * len(weights)
+            records = store.load()
+            stored = sum(len(plan) - len(harness.pending_runs(plan, policy, info, records))
+                         for policy, info in weights.items())
+            with Progress(total=total, desc='evaluate', unit='runs', initial=stored) as progress:
+                run_policy = make_policy_runner(args, out, progress)
+                summary = harness.run_evaluation(plan, weights, store, run_policy, args.jobs,
+                                                 interrupt=run_policy.interrupt)
     except EvaluationError as error:
         print(f'evaluate: {error}', file=sys.stderr)
         return 1

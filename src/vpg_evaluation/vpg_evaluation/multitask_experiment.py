@@ -55,6 +55,7 @@ import sys
 import time
 
 import numpy as np
+from vpg_bringup.progress import Progress
 from vpg_bringup.runner import raise_keyboard_interrupt_on
 
 from vpg_evaluation import harness, metrics
@@ -674,6 +675,8 @@ def main(argv=None):
                 'ROS_DOMAIN_ID' not in os.environ:
             from vpg_bringup.ros_domain import isolate
             print(f'multitask_experiment: ROS_DOMAIN_ID={isolate()} (a free one)')
+        progress = Progress(total=len(jobs), desc='multitask_experiment', unit='models') \
+            if not (args.summary_only or args.train_only) else None
         for job in jobs:
             key = (job.budget, job.seed, job.arm)
             if models[key] is None:
@@ -686,10 +689,10 @@ def main(argv=None):
                                       args.run_timeout, args.max_restarts)
             results[key] = model_result(job, weights, extra, runs, eval_settings)
             done = results[key]
-            if done['complete'] and not (args.summary_only or args.train_only):
-                print(f'  {job.arm} N={job.budget} seed {job.seed}: {done["successes"]} of '
-                      f'{done["attempts"]} grasps succeeded ({done["success"]:.1f} %)',
-                      flush=True)
+            if done['complete'] and progress is not None:
+                progress.update(note=f'{job.arm} N={job.budget} seed {job.seed}: '
+                                f'{done["successes"]} of {done["attempts"]} grasps succeeded '
+                                f'({done["success"]:.1f} %)')
     except ExperimentError as error:
         print(f'multitask_experiment: {error}', file=sys.stderr)
         return 1
