@@ -29,12 +29,14 @@ import os
 from pathlib import Path
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+from vpg_bringup.runner import raise_keyboard_interrupt_on
 from vpg_executor.pick_all import parse_timing, TIMING_PHASES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +146,10 @@ def measure(command, log_path, env):
     sampler.start()
     try:
         code = process.wait()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the driver stops its graph, then we end
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        raise
     finally:
         sampler.stop()
     if code != 0:
@@ -159,6 +165,7 @@ def main(argv=None):
     parser.add_argument('--weights', default=str(ROOT / 'weights' / 'vpg.safetensors'))
     parser.add_argument('--keep', default=None, help='keep the run folders here')
     args = parser.parse_args(argv)
+    raise_keyboard_interrupt_on(signal.SIGTERM)
     work = Path(args.keep or tempfile.mkdtemp(prefix='vpg-bench-actions-'))
     shutil.rmtree(work / 'train', ignore_errors=True)
     env = dict(os.environ)

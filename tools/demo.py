@@ -17,6 +17,7 @@ over the Foxglove WebSocket protocol (ws://localhost:8765) and the goal waits fo
 import argparse
 import os
 from pathlib import Path
+import signal
 import sys
 import threading
 import time
@@ -31,7 +32,7 @@ from vpg_bringup.graph import recorder_spec, sim_graph, viewer_spec
 from vpg_bringup.recorder_node import DEFAULT_TOPICS
 from vpg_bringup.recording import summarize
 from vpg_bringup.ros_domain import isolate
-from vpg_bringup.runner import GraphRunner, NodeDied
+from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
 from vpg_bringup.viewer import LAYOUT_TOPICS
 from vpg_interfaces.action import PickAll
 from vpg_perception.conversions import image_to_numpy
@@ -118,6 +119,7 @@ def main(argv=None):
 
     spinner = threading.Thread(target=spin, daemon=True)
     status = 1
+    raise_keyboard_interrupt_on(signal.SIGTERM)  # SIGTERM, like Ctrl-C, stops the graph
     try:
         runner.start()
         spinner.start()
@@ -157,6 +159,9 @@ def main(argv=None):
         status = 0
     except (NodeDied, TimeoutError, RuntimeError) as error:
         print(f'demo: failed: {error}', file=sys.stderr)
+    except KeyboardInterrupt:
+        print('demo: interrupted; stopping the graph', file=sys.stderr)
+        status = 130
     finally:
         stop.set()
         if spinner.is_alive():
@@ -166,7 +171,7 @@ def main(argv=None):
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-    if args.record and not report_recording(recording):
+    if status != 130 and args.record and not report_recording(recording):
         status = 1
     return status
 

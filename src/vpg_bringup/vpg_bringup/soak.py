@@ -16,6 +16,7 @@ from collections import Counter
 import json
 import os
 import re
+import signal
 import sys
 import time
 
@@ -23,7 +24,7 @@ from vpg_bringup.graph import sim_graph
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.progress import Progress
 from vpg_bringup.ros_domain import isolate
-from vpg_bringup.runner import GraphRunner, NodeDied
+from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
 from vpg_bringup.spun_node import SpunNode
 from vpg_interfaces.action import PickAll
 
@@ -112,6 +113,7 @@ def main(argv=None):
     actions = 0
     error = spun = None
     start = time.monotonic()
+    raise_keyboard_interrupt_on(signal.SIGTERM)  # SIGTERM, like Ctrl-C, stops the graph
     try:
         runner.start()
         # Spun with a stop flag and joined before shutdown: an executor.spin() thread still
@@ -145,6 +147,8 @@ def main(argv=None):
         progress.close()
     except (NodeDied, TimeoutError, PickAllClientError, RuntimeError) as failure:
         error = str(failure)
+    except KeyboardInterrupt:
+        error = 'interrupted'
     finally:
         crashed = dict(runner.dead())
         runner.stop()
