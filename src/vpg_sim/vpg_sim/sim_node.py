@@ -19,6 +19,9 @@ Interfaces (absolute names are the real drivers'):
   (16UC1, mm, 0 = no data) and their camera_info, frame camera_color_optical_frame, one stamp
   per colour/depth pair.
 - /clock (rosgraph_msgs/Clock): simulated time; run other nodes with use_sim_time.
+- /force_torque_sensor_broadcaster/wrench (geometry_msgs/WrenchStamped, frame tool0_controller):
+  the contact wrench on the gripper as ur_robot_driver's force_torque_sensor_broadcaster
+  publishes the UR's flange sensor, with noise and an offset (force_sensor.py).
 - ~/reset_scene (vpg_interfaces/ResetScene), ~/count_objects (vpg_interfaces/CountObjects):
   simulation only; the count is ground truth for evaluation.
 
@@ -45,6 +48,7 @@ import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from geometry_msgs.msg import WrenchStamped
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -56,6 +60,7 @@ from vpg_perception.conversions import numpy_to_image
 from vpg_sim import blocks, scene
 from vpg_sim.camera import depth_to_millimetres, DepthOptions, RgbdRenderer
 from vpg_sim.cell import Cell, CellConfig
+from vpg_sim.force_sensor import ForceSensor, ForceSensorConfig
 from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome
 from vpg_sim.timing import FrameScheduler, pace_rate, Pacer, Periodic
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
@@ -103,6 +108,10 @@ COLOR_TOPIC = '/camera/camera/color/image_raw'
 COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
 DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
 DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
+# ur_robot_driver: the force_torque_sensor_broadcaster controller publishes on ~/wrench with
+# frame_id tool0_controller (ur_robot_driver/config/ur_controllers.yaml).
+WRENCH_TOPIC = '/force_torque_sensor_broadcaster/wrench'
+WRENCH_FRAME = 'tool0_controller'
 _SERVICE_TIMEOUT = 60.0  # s of wall time a reset may take to settle
 _REST_FRAME_DWELL = 0.03  # s of simulated stillness before the extra rest frame
 
@@ -126,6 +135,9 @@ class SimParams:
     calibration_marker: bool
     removal_height: float
     gripper_interface: str = GRIPPER_INTERFACES[0]
+    wrench_rate_hz: float = 100.0
+    wrench_noise_std: float = 1.0
+    wrench_offset: tuple = (0.0, 0.0, 0.0)
     camera_enabled: bool = True
 
 
@@ -180,12 +192,21 @@ def declare_parameters(node):
         ('removal_height', 0.1,
          'A block held by the gripper this far (m) above the table counts as removed.',
          _floats(0.02, 1.0)),
+        ('wrench_rate_hz', 100.0,
+         'Tool wrench messages per simulated second (the UR publishes 500 Hz); 0 = off.',
+         _floats(0.0, 1000.0)),
+        ('wrench_noise_std', 1.0,
+         'Gaussian noise of the tool force, N per axis (torque: 0.02 N m per N).',
+         _floats(0.0, 20.0)),
+        ('wrench_offset', [0.0, 0.0, 0.0],
+         'Constant force offset of the sensor (untared), N, tool0 frame.', {}),
     ]
     values = {}
     for name, default, description, extra in specs:
         descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
         values[name] = node.declare_parameter(name, default, descriptor).value
     gripper_action_type(values['gripper_interface'])  # ValueError for an unknown one
+    values['wrench_offset'] = tuple(float(v) for v in values['wrench_offset'])
     values['camera_enabled'] = node.declare_parameter(
         'camera_enabled', True, ParameterDescriptor(
             description='Publish camera frames; may be set at run time, false emulates a '
@@ -256,6 +277,10 @@ class SimNode(Node):
                                        calibration_marker=p.calibration_marker,
                                        removal_height=p.removal_height)
         self._gripper_config = GripperConfig()
+        self._force_sensor = ForceSensor(
+            ForceSensorConfig(force_noise_std=p.wrench_noise_std,
+                              torque_noise_std=0.02 * p.wrench_noise_std,
+                              force_offset=p.wrench_offset), seed=p.seed)
         self._depth_options = DepthOptions(noise_std=p.depth_noise_std, dropout=p.depth_dropout)
         self._lock = threading.Lock()
         self._cell = Cell(self._cell_config)
@@ -284,9 +309,12 @@ class SimNode(Node):
 
         self._clock_msg = Clock()
         self._joint_msg = JointState(name=list(scene.ARM_JOINTS) + [FINGER_JOINT_NAME])
+        self._wrench_msg = WrenchStamped()
+        self._wrench_msg.header.frame_id = WRENCH_FRAME
         group = ReentrantCallbackGroup()
         self._clock_pub = self.create_publisher(Clock, '/clock', 10)
         self._joint_pub = self.create_publisher(JointState, '/joint_states', 10)
+        self._wrench_pub = self.create_publisher(WrenchStamped, WRENCH_TOPIC, 10)
         self._color_pub = self.create_publisher(Image, COLOR_TOPIC, 2)
         self._color_info_pub = self.create_publisher(CameraInfo, COLOR_INFO_TOPIC, 2)
         self._depth_pub = self.create_publisher(Image, DEPTH_TOPIC, 2)
@@ -433,11 +461,21 @@ class SimNode(Node):
         msg.effort = array.array('d', (*cell.arm_effort(), cell.finger_effort()))
         return msg
 
+    def _wrench(self, stamp, cell):
+        msg = self._wrench_msg
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+        force, torque = self._force_sensor.read(*cell.tool_wrench())
+        w = msg.wrench
+        w.force.x, w.force.y, w.force.z = (float(v) for v in force)
+        w.torque.x, w.torque.y, w.torque.z = (float(v) for v in torque)
+        return msg
+
     def _physics_loop(self):
         p = self.params
         cell = self._cell
         clock = Periodic(p.clock_rate_hz, cell.time)
         joints = Periodic(p.joint_state_rate_hz, cell.time)
+        wrenches = Periodic(p.wrench_rate_hz, cell.time)  # rate 0: never due
         frames = FrameScheduler(p.camera_rate_hz, p.camera_max_wall_rate_hz,
                                 rest_dwell=_REST_FRAME_DWELL, start=cell.time)
         pacer = Pacer()
@@ -445,7 +483,8 @@ class SimNode(Node):
         try:
             while not self._stop.is_set():
                 with self._lock:
-                    cell.advance_to(min(clock.next_time, joints.next_time, frames.next_time))
+                    cell.advance_to(min(clock.next_time, joints.next_time, wrenches.next_time,
+                                        frames.next_time))
                     if cell.instability_recoveries != recoveries:
                         recoveries = cell.instability_recoveries
                         self.get_logger().error(
@@ -454,12 +493,14 @@ class SimNode(Node):
                             f'({recoveries} so far)')
                     now = cell.time
                     stamp = _stamp(now)
-                    clock_msg = joint_msg = snapshot = None
+                    clock_msg = joint_msg = wrench_msg = snapshot = None
                     if clock.due(now):
                         clock_msg = self._clock_msg
                         clock_msg.clock.sec, clock_msg.clock.nanosec = stamp
                     if joints.due(now):
                         joint_msg = self._joint_state(stamp, cell)
+                    if wrenches.due(now):
+                        wrench_msg = self._wrench(stamp, cell)
                     self._update_waiters(now)
                     at_rest = (self._gripper_job is None and not self._settle_waiters
                                and not self._pending_resets and cell.at_rest())
@@ -471,6 +512,8 @@ class SimNode(Node):
                     self._clock_pub.publish(clock_msg)
                 if joint_msg is not None:
                     self._joint_pub.publish(joint_msg)
+                if wrench_msg is not None:
+                    self._wrench_pub.publish(wrench_msg)
                 if snapshot is not None:
                     self._offer_frame(snapshot)
                 rate = pace_rate(p.real_time_factor, p.idle_real_time_factor, at_rest)
