@@ -20,9 +20,9 @@ import threading
 import time
 
 from action_msgs.msg import GoalStatus
+from geometry_msgs.msg import WrenchStamped
 import numpy as np
 import rclpy
-from geometry_msgs.msg import WrenchStamped
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor

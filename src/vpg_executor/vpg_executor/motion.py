@@ -363,7 +363,7 @@ class TcpKinematics:
         self.tcp_T_tool0 = np.linalg.inv(tcp)
 
     def tool_axis_in_tool0(self):
-        """The TCP's approach axis (its z) in the tool0 (sensor) frame."""
+        """Return the TCP's approach axis (its z) in the tool0 (sensor) frame."""
         return self.tool0_T_tcp[:3, 2].copy()
 
     def tool0_pose(self, pose):
@@ -612,7 +612,7 @@ class JointTrajectoryBackend(MotionBackend):
             f'{np.round(q, 3).tolist()}, started at {np.round(q_now, 3).tolist()}')
 
     def _contact_monitor(self, q_now):
-        """A ContactMonitor tared on the readings just before now, or None without a wrench."""
+        """Make a ContactMonitor tared on the readings just before now (None: no wrench)."""
         if self.config.contact_force <= 0:
             return None
         latest = self.joint_states.latest_wrench()
@@ -648,6 +648,7 @@ class JointTrajectoryBackend(MotionBackend):
         return self.gripper.closure()
 
 
-__all__ = ['ContactMonitor', 'JointStateCache', 'JointTrajectoryBackend', 'MotionBackend', 'MotionError',
+__all__ = ['ContactMonitor', 'JointStateCache', 'JointTrajectoryBackend', 'MotionBackend',
+           'MotionError',
            'ParallelGripper', 'StallDetector', 'TargetRejected', 'TcpKinematics', 'TrackedPath',
            'TrajectoryConfig', 'UR_JOINT_NAMES', 'quintic_samples', 'top_down_rotation']

@@ -45,7 +45,7 @@ CONTACT_FORCE = 20.0  # the executor's default robot.contact_force, N
 
 
 def cube(x, y, yaw=0.0):
-    """A 50 mm cube standing on the table at (x, y)."""
+    """Place a 50 mm cube on the table at (x, y)."""
     return blocks.ObjectSpec('cube', (0.8, 0.6, 0.4, 1.0), (x, y, CUBE_Z),
                              blocks.euler_to_quat(0.0, 0.0, yaw))
 
@@ -217,7 +217,7 @@ def _descend(rig, x, y, z_target, yaw, closed=False):
 # -- probes -------------------------------------------------------------------------------
 
 def probe_fingertip_sink(rig_factory):
-    """A fingertip lands on a cube's top face: how deep does it go into the block?"""
+    """Land a fingertip on a cube's top face and measure how deep it goes into the block."""
     rig = rig_factory([cube(-0.5, 0.0)])
     # Jaws along x, centred 42 mm beside the cube: the -x finger lands on its top face.
     arrived, log = _descend(rig, -0.5 + 0.042, 0.0, 0.0, 0.0)
@@ -237,7 +237,7 @@ def _two_by_two(origin=(-0.5, 0.0), gap=GAP):
 
 
 def probe_descent_results(rig_factory):
-    """The three figures of one guarded descent onto a neighbour, and its grasp."""
+    """Measure one guarded descent onto a neighbour: overtravel, peak force, shove."""
     rig = rig_factory(_two_by_two())
     from vpg_executor.safety import TopDownPose
     backend = rig.backend
@@ -274,7 +274,7 @@ def probe_descent_results(rig_factory):
 
 
 def probe_corner_grasps(rig_factory):
-    """The issue's probe: grasp the 2x2 corner cube at 0/45/90/135 deg (2 mm apart)."""
+    """Grasp the corner cube of a 2x2 square (2 mm apart) at 0/45/90/135 deg."""
     successes = {}
     shoves = {}
     for degrees in (0, 45, 90, 135):
@@ -296,7 +296,7 @@ def probe_corner_grasps(rig_factory):
 
 
 def probe_flush_pair_wedge(rig_factory):
-    """Closed fingers descend onto the seam of two flush cubes (0.5 mm apart)."""
+    """Lower closed fingers onto the seam of two flush cubes (0.5 mm apart)."""
     pitch = CUBE + FLUSH_GAP
     rig = rig_factory([cube(-0.5, 0.0), cube(-0.5 + pitch, 0.0)])
     before = rig.block_positions()
@@ -352,12 +352,13 @@ def probe_grip_force(rig_factory):
     return ProbeResult(
         'grip_force_on_cube', force, [low, high], 'N',
         f'ros2_robotiq_gripper closes with gripper_force_multiplier 0.5 of 235 N: register 127 '
-        f'~ {DRIVER_GRIP_FORCE:.0f} N on the 2F-85\'s 20-235 N scale (linear: an assumption); '
+        f'~ {DRIVER_GRIP_FORCE:.0f} N on the 20-235 N scale of the 2F-85 (linear: an '
+        'assumption); '
         'within a factor 1.5 of that.', f'per finger: {per_side}')
 
 
 def _pad_forces(cell):
-    """Normal force (N) each finger's bodies press on blocks with, by side."""
+    """Sum the normal force (N) each finger presses on blocks with, by side."""
     model, data = cell.model, cell.data
     sides = {}
     local = np.zeros(6)
@@ -421,7 +422,7 @@ def probe_held_block_slip(rig_factory):
 
 
 def probe_resting_penetration(rig_factory):
-    """A cube resting on the table: how far it sinks into it."""
+    """Measure how far a cube resting on the table sinks into it."""
     rig = rig_factory([cube(-0.5, 0.0)])
     rig.run(0.5)
     z = rig.block_position(0)[2]
