@@ -58,11 +58,12 @@ def probes():
     'guarded_descent_overtravel_after_contact',
     'guarded_descent_neighbour_shove',
     'corner_2x2_grasps_through_a_neighbour',
+    'guarded_descent_peak_force',
     'closed_fingers_wedge_flush_pair',
-    'row_middle_grasp_neighbour_shift',
     'grip_force_on_cube',
     'held_block_slip_lift_and_transfer',
-    'block_sink_into_table',
+    'block_sink_into_table_under_100N',
+    'block_table_friction_coefficient',
 ])
 def test_probe_within_its_limit(probes, name):
     result = probes[name]
@@ -70,7 +71,9 @@ def test_probe_within_its_limit(probes, name):
 
 
 @pytest.mark.slow
-def test_position_guard_alone_lets_a_corner_grasp_shove_through():
-    # The executor without a wrench, at full joint speed: what the force guard fixed.
-    results = fp.run_probes(['corner_grasps'], contact_force=0.0, guarded_speed=0.0)
-    assert not results[0].passed
+def test_the_probes_fail_the_cell_and_executor_as_they_were_before_the_audit():
+    # Soft contacts, friction 1 and the path/stall guard at full speed: what the audit fixed.
+    results = {r.name: r for r in fp.run_probes(
+        ['corner_grasps', 'sink_under_load', 'table_friction'], before=True)}
+    assert not any(r.passed for r in results.values()), results
+    assert fp.scene.BLOCK_FRICTION[0] == 0.4  # the module's settings are restored after

@@ -144,6 +144,11 @@ class Cell:
         self._finger_qpos = model.jnt_qposadr[finger]
         self._finger_dof = model.jnt_dofadr[finger]
         self._gripper_act = model.actuator(scene.GRIPPER_ACTUATOR).id
+        if previous is not None:  # the grip force setting outlives a reset, as on hardware
+            model.actuator_forcerange[self._gripper_act] = (-self._gripper_limit,
+                                                            self._gripper_limit)
+        else:
+            self._gripper_limit = float(model.actuator_forcerange[self._gripper_act, 1])
 
         self._block_qpos = np.array([model.jnt_qposadr[joint(f'block{i}_joint').id]
                                      for i in range(len(objects))], dtype=int)
@@ -213,14 +218,21 @@ class Cell:
         self._follower = TrajectoryFollower(trajectory, start, position, velocity)
         return trajectory
 
-    def set_gripper(self, position):
+    def set_gripper(self, position, force=None):
         """
         Command the finger joint to position (rad, 0 = open .. 0.8 = closed).
 
         Values outside 0..0.8 are clamped; returns the value used. The fingers stop early on
-        an object (the actuator's force is limited), as the real gripper does.
+        an object (the actuator's force is limited), as the real gripper does. force: the grip
+        force (N) to close with, as the 2F-85's force setting (clamped to its 20-235 N); None
+        or <= 0 keeps the current one (at start scene.GRIPPER_DEFAULT_FORCE).
         """
         position = float(np.clip(position, 0.0, scene.FINGER_JOINT_MAX))
+        if force is not None and force > 0:
+            newtons = float(np.clip(force, *scene.GRIPPER_FORCE_RANGE))
+            self._gripper_limit = newtons / scene.GRIPPER_NEWTONS_PER_UNIT
+            self.model.actuator_forcerange[self._gripper_act] = (-self._gripper_limit,
+                                                                 self._gripper_limit)
         self._gripper_target = position
         self.data.ctrl[self._gripper_act] = (
             position / scene.FINGER_JOINT_MAX * scene.GRIPPER_CTRL_MAX)
@@ -447,6 +459,10 @@ class Cell:
 
     def finger_velocity(self):
         return float(self.data.qvel[self._finger_dof])
+
+    def gripper_force_setting(self):
+        """Grip force (N) the fingers now close with (the 2F-85's force setting)."""
+        return self._gripper_limit * scene.GRIPPER_NEWTONS_PER_UNIT
 
     def finger_effort(self):
         return float(self.data.actuator_force[self._gripper_act])

@@ -36,10 +36,12 @@ GAP = 0.002           # the issue's layouts: cubes 2 mm apart
 FLUSH_GAP = 0.0005    # "flush": under 1 mm
 WOOD_DENSITY = scene.BLOCK_DENSITY
 G = 9.81
-# ros2_robotiq_gripper's defaults: gripper_force_multiplier 0.5 of gripper_max_force 235 N,
-# speed multiplier 1.0 of gripper_max_speed 0.150 m/s. The force register (0..255) spans the
-# 2F-85's 20..235 N (Robotiq datasheet); taken as linear (an assumption: Robotiq gives no curve).
-DRIVER_GRIP_FORCE = 20.0 + 0.5 * (235.0 - 20.0)
+# The executor asks for gripper.max_effort = 50 N; ros2_robotiq_gripper writes it to the force
+# register as 50/235 of full scale. If the register spans 0..235 N that is 50 N, if it spans the
+# 2F-85's 20..235 N linearly 20 + 50/235 * 215 = 65.7 N (Robotiq gives no curve).
+COMMANDED_GRIP_FORCE = 50.0
+GRIP_FORCE_RANGE = (COMMANDED_GRIP_FORCE, 20.0 + COMMANDED_GRIP_FORCE / 235.0 * 215.0)
+# ros2_robotiq_gripper: speed multiplier 1.0 of gripper_max_speed 0.150 m/s.
 DRIVER_CLOSING_SPEED = 0.150
 CONTACT_FORCE = 20.0  # the executor's default robot.contact_force, N
 
@@ -83,7 +85,7 @@ class CellRig:
     """
 
     def __init__(self, objects, contact_force=CONTACT_FORCE, guarded_speed=None,
-                 joint_rate=100.0,
+                 grip_effort=True, joint_rate=100.0,
                  wrench_rate=100.0, sensor=ForceSensorConfig(force_offset=(1.5, -2.0, 3.0)),
                  cell_config=CellConfig()):
         from vpg_executor.motion import JointStateCache, JointTrajectoryBackend
@@ -111,6 +113,7 @@ class CellRig:
         self.cell.settle()
         self.sensor = ForceSensor(sensor, seed=0)
         self.states = SteppedStates()
+        self._grip_effort = grip_effort
         self._joint_period = 1.0 / joint_rate
         self._wrench_period = 1.0 / wrench_rate
         self._next_joint = self._next_wrench = self.cell.time
@@ -146,7 +149,7 @@ class CellRig:
         self.cell.set_trajectory(list(names), points)
 
     def _gripper(self, position, max_effort):
-        target = self.cell.set_gripper(position)
+        target = self.cell.set_gripper(position, max_effort if self._grip_effort else None)
         goal = GripperGoal(target, self.cell.time, GripperConfig())
         while goal.update(self.cell.time, self.cell.finger_position()) is GripperOutcome.RUNNING:
             self.advance()
@@ -348,13 +351,13 @@ def probe_grip_force(rig_factory):
     rig.run(0.3)
     per_side = _pad_forces(rig.cell)
     force = float(np.mean(list(per_side.values()))) if per_side else 0.0
-    low, high = round(DRIVER_GRIP_FORCE / 1.5, 1), round(DRIVER_GRIP_FORCE * 1.5, 1)
+    low, high = round(0.75 * GRIP_FORCE_RANGE[0], 1), round(1.25 * GRIP_FORCE_RANGE[1], 1)
     return ProbeResult(
         'grip_force_on_cube', force, [low, high], 'N',
-        f'ros2_robotiq_gripper closes with gripper_force_multiplier 0.5 of 235 N: register 127 '
-        f'~ {DRIVER_GRIP_FORCE:.0f} N on the 20-235 N scale of the 2F-85 (linear: an '
-        'assumption); '
-        'within a factor 1.5 of that.', f'per finger: {per_side}')
+        f'The executor closes with max_effort {COMMANDED_GRIP_FORCE:.0f} N; on the 2F-85 '
+        f'that is {GRIP_FORCE_RANGE[0]:.0f}-{GRIP_FORCE_RANGE[1]:.0f} N depending on how '
+        'the force register maps to newtons (not published); within 25 % of that range.',
+        f'per finger: {per_side}')
 
 
 def _pad_forces(cell):
@@ -421,16 +424,49 @@ def probe_held_block_slip(rig_factory):
         f'offset in the pinch frame before {np.round(start * 1e3, 1).tolist()} mm')
 
 
-def probe_resting_penetration(rig_factory):
-    """Measure how far a cube resting on the table sinks into it."""
+def probe_block_sink_under_load(rig_factory):
+    """Press a resting cube onto the table with 100 N: how far it sinks into the table."""
     rig = rig_factory([cube(-0.5, 0.0)])
-    rig.run(0.5)
-    z = rig.block_position(0)[2]
+    cell = rig.cell
+    body = cell.model.body('block0').id
     half = 0.5 * blocks.load_shapes()['cube'].extents[2]
+    rig.run(0.3)
+    resting = half - rig.block_position(0)[2]
+    cell.data.xfrc_applied[body, :3] = [0.0, 0.0, -100.0]
+    rig.run(0.5)
+    loaded = half - rig.block_position(0)[2]
+    cell.data.xfrc_applied[body, :] = 0.0
     return ProbeResult(
-        'block_sink_into_table', max(0.0, half - z) * 1e3, 0.5, 'mm',
-        'A 75 g block on a table compresses wood by micrometres; soft contacts should keep '
-        'it well under half a millimetre, or heightmaps and stacking are off.', '')
+        'block_sink_into_table_under_100N', max(0.0, loaded) * 1e3, 0.5, 'mm',
+        'A closing 2F-85 drags a block down with pad friction x grip force (~0.6 x 2 x 120 N) '
+        'and a pressing finger adds tens of N; wood on a table compresses by micrometres '
+        'under 100 N over 25 cm2, so half a millimetre is generous for soft contacts.',
+        f'at rest {max(0.0, resting) * 1e3:.3f} mm')
+
+
+def probe_block_table_friction(rig_factory):
+    """Pull a resting cube sideways with a slowly rising force: friction coefficient at slip."""
+    rig = rig_factory([cube(-0.5, 0.0)])
+    cell = rig.cell
+    body = cell.model.body('block0').id
+    mass = float(cell.model.body_mass[body])
+    start = rig.block_position(0)
+    ramp = 0.5 * mass * G  # N per second
+    t0 = cell.time
+    force = 0.0
+    while np.linalg.norm(rig.block_position(0)[:2] - start[:2]) < 0.0003:
+        force = ramp * (cell.time - t0)
+        cell.data.xfrc_applied[body, :3] = [force, 0.0, 0.0]
+        cell.step(5)
+        if force > 2.0 * mass * G:
+            break
+    cell.data.xfrc_applied[body, :] = 0.0
+    return ProbeResult(
+        'block_table_friction_coefficient', force / (mass * G), [0.25, 0.5], '',
+        "VPG's blocks are wood; dry, clean wood on wood has a static friction coefficient of "
+        "0.25-0.5 (Engineering Toolbox / Engineer's Handbook table); the table top is taken "
+        'as wood or laminate (an assumption).',
+        f'slid at {force:.2f} N for a {mass * 1e3:.0f} g cube')
 
 
 PROBES = {
@@ -442,25 +478,46 @@ PROBES = {
     'grip_force': probe_grip_force,
     'closing_speed': probe_closing_speed,
     'held_slip': probe_held_block_slip,
-    'resting_penetration': probe_resting_penetration,
+    'sink_under_load': probe_block_sink_under_load,
+    'table_friction': probe_block_table_friction,
 }
 
 
-def run_probes(names=None, contact_force=CONTACT_FORCE, guarded_speed=None):
+# The cell before the contact audit: MuJoCo's default contact softness, friction 1 everywhere
+# but the pads, the Menagerie's finger force limit (5) whatever the goal's effort.
+BEFORE_AUDIT = {'BLOCK_FRICTION': (1.0, 0.005, 0.003), 'TABLE_FRICTION': (1.0, 0.005, 0.0001),
+                'GRIPPER_LINK_FRICTION': (1.0, 0.005, 0.0001),
+                'CONTACT_SOLREF': (0.02, 1.0), 'CONTACT_SOLIMP': (0.9, 0.95, 0.001, 0.5, 2.0),
+                'GRIPPER_DEFAULT_FORCE': 5.0 * scene.GRIPPER_NEWTONS_PER_UNIT}
+
+
+def run_probes(names=None, contact_force=CONTACT_FORCE, guarded_speed=None, before=False):
     """
     Run the named probes (all by default); returns a list of ProbeResult.
 
     contact_force, guarded_speed: the executor's robot.contact_force and robot.guarded_speed
-    (None: its default); contact_force 0 and guarded_speed 0 reproduce the executor before
-    force guarding (path/stall guard at full joint speed).
+    (None: its default). before=True measures the state before the contact audit: the cell
+    with BEFORE_AUDIT's settings and the executor's path/stall guard at full joint speed
+    (contact_force 0, guarded_speed 0), its effort ignored.
     """
+    saved = {name: getattr(scene, name) for name in BEFORE_AUDIT}
+    if before:
+        contact_force, guarded_speed = 0.0, 0.0
+        for name, value in BEFORE_AUDIT.items():
+            setattr(scene, name, value)
+
     def factory(objects):
-        return CellRig(objects, contact_force=contact_force, guarded_speed=guarded_speed)
+        return CellRig(objects, contact_force=contact_force, guarded_speed=guarded_speed,
+                       grip_effort=not before)
 
     results = []
-    for name in names or PROBES:
-        outcome = PROBES[name](factory)
-        results.extend(outcome if isinstance(outcome, list) else [outcome])
+    try:
+        for name in names or PROBES:
+            outcome = PROBES[name](factory)
+            results.extend(outcome if isinstance(outcome, list) else [outcome])
+    finally:
+        for name, value in saved.items():
+            setattr(scene, name, value)
     return results
 
 
@@ -472,15 +529,18 @@ def main(argv=None):
                         help='executor robot.contact_force, N (0: path/stall guard only)')
     parser.add_argument('--guarded-speed', type=float, default=None,
                         help='executor robot.guarded_speed, m/s (default: its default)')
+    parser.add_argument('--before', action='store_true',
+                        help='measure the cell and executor as before the contact audit')
     args = parser.parse_args(argv)
-    results = run_probes(args.only, args.contact_force, args.guarded_speed)
+    results = run_probes(args.only, args.contact_force, args.guarded_speed, args.before)
     for r in results:
         print(f'{"PASS" if r.passed else "FAIL"} {r.name}: {r.measured:.3f} {r.unit} '
               f'(limit {r.limit}) {r.detail}')
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({'contact_force': args.contact_force,
-                               'guarded_speed': args.guarded_speed,
+    out.write_text(json.dumps({'before_audit': args.before,
+                               'contact_force': 0.0 if args.before else args.contact_force,
+                               'guarded_speed': 0.0 if args.before else args.guarded_speed,
                                'probes': [r.as_dict() for r in results]}, indent=1) + '\n')
     print(json.dumps({'passed': sum(r.passed for r in results), 'total': len(results)}))
     return 0

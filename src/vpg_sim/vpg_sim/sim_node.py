@@ -12,7 +12,8 @@ Interfaces (absolute names are the real drivers'):
   robotiq_85_left_knuckle_joint), or GripperCommand as up to Jazzy (parameter
   gripper_interface; identical vpg_interfaces copies where control_msgs is not installed).
   The position is the finger joint angle in rad (0 open .. 0.8 closed; outside values are
-  clamped, a NaN goal is rejected); effort limits are ignored. Succeeds when the target is
+  clamped, a NaN goal is rejected); the effort is the grip force in N (20-235, as the 2F-85's
+  force setting; none given: the last one, at start 50 N). Succeeds when the target is
   reached or the fingers stall on an object (result.stalled); a new goal aborts the running
   one.
 - /camera/camera/color/image_raw (rgb8), /camera/camera/aligned_depth_to_color/image_raw
@@ -98,6 +99,21 @@ def gripper_goal_position(interface, request):
     if not math.isfinite(position):
         raise ValueError('position is not finite')
     return position
+
+
+def gripper_goal_effort(interface, request):
+    """
+    Grip force (N) a goal asks for, or None to keep the current one.
+
+    GripperCommand: command.max_effort; ParallelGripperCommand: command.effort[0] when given
+    (parallel_gripper_action_controller then writes it to its max-effort interface, and
+    ros2_robotiq_gripper turns it into the force register). 0, absent or non-finite: None.
+    """
+    if interface == 'gripper_command':
+        effort = float(request.command.max_effort)
+    else:
+        effort = float(request.command.effort[0]) if len(request.command.effort) else 0.0
+    return effort if math.isfinite(effort) and effort > 0 else None
 
 
 FINGER_JOINT_NAME = 'robotiq_85_left_knuckle_joint'  # ros2_robotiq_gripper's joint name
@@ -384,8 +400,9 @@ class SimNode(Node):
 
     def _execute_gripper(self, goal_handle):
         position = gripper_goal_position(self.params.gripper_interface, goal_handle.request)
+        effort = gripper_goal_effort(self.params.gripper_interface, goal_handle.request)
         with self._lock:
-            target = self._cell.set_gripper(position)
+            target = self._cell.set_gripper(position, effort)
             job = _GripperJob(GripperGoal(target, self._cell.time, self._gripper_config))
             previous, self._gripper_job = self._gripper_job, job
         if previous is not None:
