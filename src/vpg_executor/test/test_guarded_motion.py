@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from vpg_executor.motion import (JointStateCache, JointTrajectoryBackend, MotionError,
                                  StallDetector, TrackedPath, TrajectoryConfig, UR_JOINT_NAMES)
-from vpg_executor.primitives import PrimitiveExecutor
+from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
 from vpg_executor.safety import SafetyEnvelope, TopDownPose
 
 HOME = np.array([-0.7342, -2.395, 1.9908, -1.1666, -1.5708, 0.8366])
@@ -255,3 +255,19 @@ def test_non_finite_wrench_readings_are_ignored():
     cache.update_wrench((1.0, 2.0, 3.0), stamp=2.0)
     stamp, force = cache.latest_wrench()
     assert stamp == 2.0 and force.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_grasp_that_lands_on_something_rises_by_the_fingertip_dip_before_closing():
+    arm = sensing_arm(touch_z=0.08, floor_z=0.0)
+    try:
+        config = PrimitiveConfig()
+        PrimitiveExecutor(arm.backend, config).grasp((-0.5, 0.0, 0.06), 0.0)
+        # Where the descent was stopped and held (a one-point trajectory), and the move
+        # commanded next: straight up by contact_lift, before the fingers close.
+        index = next(i for i, t in enumerate(arm.trajectories) if t.shape[0] == 1)
+        stop_z = arm.backend.tcp_position(arm.trajectories[index][-1])[2]
+        assert 0.07 < stop_z < 0.08
+        rise_z = arm.backend.tcp_position(arm.trajectories[index + 1][-1])[2]
+        assert rise_z - stop_z == pytest.approx(config.contact_lift, abs=1e-3)
+    finally:
+        arm.close()

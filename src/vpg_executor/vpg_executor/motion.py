@@ -604,8 +604,14 @@ class JointTrajectoryBackend(MotionBackend):
         if contact is not None:
             self.last_contact_force = contact.peak
         present = path.at(self.joint_states.now() - start[0]) if start else q_now
-        self._hold(q_end, (q_now, target, present))
+        held, hold_time = self._hold(q_end, (q_now, target, present))
         if guarded:
+            # Return once the arm stands at the hold point, so that what the caller reads
+            # next (the TCP height a finger landed at) is where the arm now is.
+            self.joint_states.wait_for(
+                self.joint_names,
+                lambda q: np.max(np.abs(q - held)) < self.config.arrival_tolerance,
+                hold_time + 1.0)
             return False
         error, remaining, t, q = blocked[0]
         raise MotionError(
@@ -631,6 +637,8 @@ class JointTrajectoryBackend(MotionBackend):
         """
         Stop where the arm is: a short trajectory to its current position.
 
+        Returns the hold point and the trajectory's duration (s).
+
         A new trajectory starts from the controller's commanded state, which runs ahead of a
         blocked arm; commanded lists where that may be (the path's start, its end, its
         estimated present), and the way back is timed within the speed limit from any.
@@ -641,6 +649,7 @@ class JointTrajectoryBackend(MotionBackend):
                        + [1.5 * self.envelope.min_duration(c, q) for c in commanded])
         self._publish(self.joint_names, np.array([duration]), np.array([q]),
                       np.zeros((1, len(q))))
+        return q, duration
 
     # --- gripper --------------------------------------------------------------------------
     def set_gripper(self, closed):

@@ -71,6 +71,9 @@ PARAMETERS = [
     ('safety.max_joint_speed', _S.max_joint_speed, 'Fastest joint speed commanded, rad/s'),
     ('primitives.approach_height', _P.approach_height, 'Height above a target to descend from, m'),
     ('primitives.grasp_depth', _P.grasp_depth, 'Grasp depth below the local surface, m'),
+    ('primitives.contact_lift', _P.contact_lift,
+     'After a grasp descent stopped on contact, rise this far before closing, m (the 2F-85 '
+     "fingertips' dip while closing, 13 mm); 0 = close where it stopped"),
     ('primitives.push_height', _P.push_height, 'TCP height above the table while pushing, m'),
     ('primitives.push_depth', _P.push_depth, 'Depth below an object top a push starts at, m'),
     ('primitives.push_length', _P.push_length, 'Push stroke length, m'),
@@ -178,6 +181,7 @@ def build_parameters(values):
     primitives = PrimitiveConfig(
         approach_height=v['primitives.approach_height'],
         grasp_depth=v['primitives.grasp_depth'], push_height=v['primitives.push_height'],
+        contact_lift=v['primitives.contact_lift'],
         push_depth=v['primitives.push_depth'], push_length=v['primitives.push_length'],
         lift_height=v['primitives.lift_height'],
         grasp_open_threshold=v['primitives.grasp_open_threshold'],

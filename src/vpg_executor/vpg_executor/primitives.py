@@ -3,7 +3,8 @@ VPG's push and grasp primitives as sequences of safe TCP moves on a MotionBacken
 
 Grasp (VPG): top-down, jaw angle = rotation; approach from above, open, descend to
 `grasp_depth` below the local surface (never below the envelope's z_min), close, lift, read the
-fingers: neither fully open nor fully closed = holding. A held object is carried to the
+fingers: neither fully open nor fully closed = holding. A descent stopped on contact rises by
+`contact_lift` before closing, so the fingertips' dip while closing does not sweep the blocks. A held object is carried to the
 drop-off pose outside the workspace and released.
 Push (VPG): fingers closed, start at the chosen point, move `push_length` straight along the
 rotation angle (the end clipped to the workspace, as VPG does), retreat upwards.
@@ -28,6 +29,14 @@ class PrimitiveConfig:
     """Height above the target from which the TCP descends and to which it retreats."""
     grasp_depth: float = 0.03
     """How far below the local surface the fingertip centre goes for a grasp."""
+    contact_lift: float = 0.013
+    """
+    After a grasp descent stopped on contact, rise this far (m) before closing. The 2F-85's
+    fingertips dip while closing (4.5 mm below the pinch point open, 17.7 mm closed, in the
+    Menagerie model; Robotiq documents the vertical motion): closing where they landed would
+    sweep them through whatever stands beside the object they landed on, a push in disguise.
+    0 closes where the descent stopped.
+    """
     push_height: float = 0.025
     """Fingertip-centre height above the table during a push (raised over taller surfaces)."""
     push_depth: float = 0.03
@@ -97,7 +106,11 @@ class PrimitiveExecutor:
         self.backend.set_gripper(False)
         self.backend.move_to(above)
         try:
-            self.backend.move_to(TopDownPose(x, y, grasp_z, yaw), linear=True, guarded=True)
+            landed = not self.backend.move_to(TopDownPose(x, y, grasp_z, yaw), linear=True,
+                                              guarded=True)
+            if landed and cfg.contact_lift > 0:
+                z = float(self.backend.current_tcp_position()[2]) + cfg.contact_lift
+                self.backend.move_to(TopDownPose(x, y, z, yaw), linear=True)
             self.backend.set_gripper(True)
         finally:
             self.backend.move_to(TopDownPose(x, y, cfg.lift_height, yaw), linear=True)

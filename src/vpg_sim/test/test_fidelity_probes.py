@@ -58,6 +58,7 @@ def probes():
     'guarded_descent_overtravel_after_contact',
     'guarded_descent_neighbour_shove',
     'corner_2x2_grasps_through_a_neighbour',
+    'corner_2x2_failed_grasp_block_shift',
     'guarded_descent_peak_force',
     'closed_fingers_wedge_flush_pair',
     'grip_force_on_cube',

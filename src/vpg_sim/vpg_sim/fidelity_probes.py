@@ -85,12 +85,12 @@ class CellRig:
     """
 
     def __init__(self, objects, contact_force=CONTACT_FORCE, guarded_speed=None,
-                 grip_effort=True, joint_rate=100.0,
+                 grip_effort=True, contact_lift=None, joint_rate=100.0,
                  wrench_rate=100.0, sensor=ForceSensorConfig(force_offset=(1.5, -2.0, 3.0)),
                  cell_config=CellConfig()):
         from vpg_executor.motion import JointStateCache, JointTrajectoryBackend
         from vpg_executor.motion import TrajectoryConfig
-        from vpg_executor.primitives import PrimitiveExecutor
+        from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
         from vpg_executor.safety import SafetyEnvelope
 
         rig = self
@@ -124,7 +124,10 @@ class CellRig:
         # The sim graph's joint speed limit (vpg_bringup/config/sim.yaml).
         self.backend = JointTrajectoryBackend(config, SafetyEnvelope(max_joint_speed=2.0),
                                               self.states, self._publish, self._gripper)
-        self.primitives = PrimitiveExecutor(self.backend)
+        primitives = PrimitiveConfig()
+        if contact_lift is not None:
+            primitives = dataclasses.replace(primitives, contact_lift=contact_lift)
+        self.primitives = PrimitiveExecutor(self.backend, primitives)
         self.advance()
 
     def advance(self):
@@ -277,25 +280,38 @@ def probe_descent_results(rig_factory):
 
 
 def probe_corner_grasps(rig_factory):
-    """Grasp the corner cube of a 2x2 square (2 mm apart) at 0/45/90/135 deg."""
-    successes = {}
-    shoves = {}
+    """Grasp the corner cube of a 2x2 square (2 mm apart) at 0/45/90/135 deg, from home."""
+    from vpg_executor.motion import MotionError
+    successes, shoves = {}, {}
     for degrees in (0, 45, 90, 135):
         rig = rig_factory(_two_by_two())
+        rig.primitives.go_home()  # where /pick_all starts every primitive from
         before = rig.block_positions()
-        outcome = rig.primitives.grasp((-0.5, 0.0, CUBE), math.radians(degrees))
-        moved = np.linalg.norm((rig.block_positions() - before)[1:, :2], axis=1)
-        lifted = rig.block_position(0)[2] > 0.08 or rig.cell.count_objects().removed > 0
-        successes[degrees] = bool(outcome.success)
-        shoves[degrees] = float(moved.max()) * 1e3 if not lifted else float('nan')
-    blocked = sum(successes[d] for d in (0, 45, 90))
-    detail = ', '.join(f'{d} deg: {"held" if successes[d] else "failed"}' for d in successes)
-    return ProbeResult(
+        try:
+            outcome = rig.primitives.grasp((-0.5, 0.0, CUBE), math.radians(degrees))
+            successes[degrees] = 'held' if outcome.success else 'failed'
+        except MotionError:
+            successes[degrees] = 'failed, arm blocked'
+        if rig.cell.count_objects().removed == 0:
+            moved = np.linalg.norm((rig.block_positions() - before)[:, :2], axis=1)
+            shoves[degrees] = float(moved.max()) * 1e3
+    blocked = sum(successes[d] == 'held' for d in (0, 45, 90))
+    detail = '; '.join(f'{d} deg: {successes[d]}'
+                       + (f', a block moved {shoves[d]:.1f} mm' if d in shoves else '')
+                       for d in successes)
+    failed_shift = max([shoves[d] for d in (0, 45, 90) if d in shoves] or [0.0])
+    return [ProbeResult(
         'corner_2x2_grasps_through_a_neighbour', blocked, 0, 'grasps of 3',
         'At 0, 45 and 90 deg one fingertip of the 85 mm opening lies over a neighbour 2 mm '
         'away: it lands on that top face and the jaws close above the target, which must '
         'fail (a real 2F-85 cannot pass a 10 mm finger through a 2 mm gap); 135 deg clears '
-        'the neighbours and may succeed.', detail)
+        'the neighbours and may succeed.', detail),
+        ProbeResult(
+            'corner_2x2_failed_grasp_block_shift', failed_shift, 2.0, 'mm',
+            'A grasp that fails because a fingertip landed on a neighbour must not be a push '
+            'in disguise: the fingers close above the blocks (the 2F-85 fingertips dip 13 mm '
+            'while closing, so the executor first rises by that much), and no block may move '
+            'more than contact jitter.', detail)]
 
 
 def probe_flush_pair_wedge(rig_factory):
@@ -498,7 +514,7 @@ def run_probes(names=None, contact_force=CONTACT_FORCE, guarded_speed=None, befo
     contact_force, guarded_speed: the executor's robot.contact_force and robot.guarded_speed
     (None: its default). before=True measures the state before the contact audit: the cell
     with BEFORE_AUDIT's settings and the executor's path/stall guard at full joint speed
-    (contact_force 0, guarded_speed 0), its effort ignored.
+    (contact_force 0, guarded_speed 0), its effort ignored, no rise before closing.
     """
     saved = {name: getattr(scene, name) for name in BEFORE_AUDIT}
     if before:
@@ -508,7 +524,7 @@ def run_probes(names=None, contact_force=CONTACT_FORCE, guarded_speed=None, befo
 
     def factory(objects):
         return CellRig(objects, contact_force=contact_force, guarded_speed=guarded_speed,
-                       grip_effort=not before)
+                       grip_effort=not before, contact_lift=0.0 if before else None)
 
     results = []
     try:
