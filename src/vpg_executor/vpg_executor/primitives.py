@@ -4,8 +4,8 @@ VPG's push and grasp primitives as sequences of safe TCP moves on a MotionBacken
 Grasp (VPG): top-down, jaw angle = rotation; approach from above, open, descend to
 `grasp_depth` below the local surface (never below the envelope's z_min), close, lift, read the
 fingers: neither fully open nor fully closed = holding. A descent stopped on contact rises by
-`contact_lift` before closing, so the fingertips' dip while closing does not sweep the blocks. A held object is carried to the
-drop-off pose outside the workspace and released.
+`contact_lift` before closing, so the fingertips' dip while closing does not sweep the blocks.
+A held object is carried to the drop-off pose outside the workspace and released.
 Push (VPG): fingers closed, start at the chosen point, move `push_length` straight along the
 rotation angle (the end clipped to the workspace, as VPG does), retreat upwards.
 The descents and the push stroke are guarded moves: when a finger lands on an object (or a
