@@ -73,7 +73,7 @@ PARAMETERS = [
     ('primitives.grasp_depth', _P.grasp_depth, 'Grasp depth below the local surface, m'),
     ('primitives.contact_lift', _P.contact_lift,
      'After a grasp descent stopped on contact, rise this far before closing, m (the 2F-85 '
-     "fingertips' dip while closing, 13 mm); 0 = close where it stopped"),
+     "fingertips' 13 mm dip while closing, plus margin); 0 = close where it stopped"),
     ('primitives.push_height', _P.push_height, 'TCP height above the table while pushing, m'),
     ('primitives.push_depth', _P.push_depth, 'Depth below an object top a push starts at, m'),
     ('primitives.push_length', _P.push_length, 'Push stroke length, m'),

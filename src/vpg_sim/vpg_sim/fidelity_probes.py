@@ -310,8 +310,8 @@ def probe_corner_grasps(rig_factory):
             'corner_2x2_failed_grasp_block_shift', failed_shift, 2.0, 'mm',
             'A grasp that fails because a fingertip landed on a neighbour must not be a push '
             'in disguise: the fingers close above the blocks (the 2F-85 fingertips dip 13 mm '
-            'while closing, so the executor first rises by that much), and no block may move '
-            'more than contact jitter.', detail)]
+            'while closing, so the executor first rises by that and a margin), and no block may '
+            'move more than contact jitter.', detail)]
 
 
 def probe_flush_pair_wedge(rig_factory):
