@@ -316,17 +316,15 @@ class ContactMonitor:
     Tells when the tool touched something: the force along the tool axis left its tare.
 
     baseline: the force (3,) N averaged just before the move; axis: unit tool axis (3,) in
-    the sensor frame. Readings newer than `after` are checked; once the newest reading is
-    older than max_age behind the joint states, the monitor goes quiet (the path guard
-    still runs), as a sensor that stopped cannot be trusted either way.
+    the sensor frame. Readings stamped after `after` are checked, each once; when they stop
+    coming it reports nothing, and the path/stall guard that runs beside it decides.
     """
 
-    def __init__(self, joint_states, baseline, axis, after, threshold, max_age):
+    def __init__(self, joint_states, baseline, axis, after, threshold):
         self.joint_states = joint_states
         self.baseline = np.asarray(baseline, dtype=float)
         self.axis = np.asarray(axis, dtype=float)
         self.threshold = float(threshold)
-        self.max_age = float(max_age)
         self._seen = float(after)
         self.peak = 0.0
         """Largest tool-axis force change seen (N)."""
@@ -446,7 +444,7 @@ class JointTrajectoryBackend(MotionBackend):
         self._params = self.kinematics.params
         self.commanded = []  # (kind, target) log of what was sent, newest last (bounded)
         self.last_guard = None
-        """What guarded the last move: 'force' (tool wrench) or 'path' (tracking/stall)."""
+        """What guarded the last guarded move: 'force' (tool wrench) or 'path' (tracking)."""
         self.last_contact_force = None
         """Tool-axis force change (N) at the last force-guarded stop."""
 
@@ -569,8 +567,9 @@ class JointTrajectoryBackend(MotionBackend):
         stall = StallDetector(duration + self.config.path_lag, self.config.stall_window,
                               self.config.stall_motion)
         blocked = []
-        contact = self._contact_monitor(q_now) if guarded else None
-        self.last_guard = 'force' if contact is not None else 'path'
+        contact = self._contact_monitor() if guarded else None
+        if guarded:
+            self.last_guard = 'force' if contact is not None else 'path'
 
         def arrived_or_blocked(q):
             if contact is not None and contact.touched():
@@ -619,7 +618,7 @@ class JointTrajectoryBackend(MotionBackend):
             f'{duration:.2f} s, {remaining:.3f} rad short of the target; joints '
             f'{np.round(q, 3).tolist()}, started at {np.round(q_now, 3).tolist()}')
 
-    def _contact_monitor(self, q_now):
+    def _contact_monitor(self):
         """Make a ContactMonitor tared on the readings just before now (None: no wrench)."""
         if self.config.contact_force <= 0:
             return None
@@ -631,7 +630,7 @@ class JointTrajectoryBackend(MotionBackend):
         baseline = np.mean([f for _, f in readings], axis=0)
         axis = self.kinematics.tool_axis_in_tool0()
         return ContactMonitor(self.joint_states, baseline, axis, latest[0],
-                              self.config.contact_force, self.config.wrench_max_age)
+                              self.config.contact_force)
 
     def _hold(self, q, commanded):
         """
@@ -660,6 +659,6 @@ class JointTrajectoryBackend(MotionBackend):
 
 
 __all__ = ['ContactMonitor', 'JointStateCache', 'JointTrajectoryBackend', 'MotionBackend',
-           'MotionError',
-           'ParallelGripper', 'StallDetector', 'TargetRejected', 'TcpKinematics', 'TrackedPath',
-           'TrajectoryConfig', 'UR_JOINT_NAMES', 'quintic_samples', 'top_down_rotation']
+           'MotionError', 'ParallelGripper', 'StallDetector', 'TargetRejected',
+           'TcpKinematics', 'TrackedPath', 'TrajectoryConfig', 'UR_JOINT_NAMES',
+           'quintic_samples', 'top_down_rotation']
