@@ -554,9 +554,11 @@ def main(argv=None):
               f'(limit {r.limit}) {r.detail}')
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    from vpg_executor.motion import TrajectoryConfig
+    speed = TrajectoryConfig().guarded_speed if args.guarded_speed is None else args.guarded_speed
     out.write_text(json.dumps({'before_audit': args.before,
                                'contact_force': 0.0 if args.before else args.contact_force,
-                               'guarded_speed': 0.0 if args.before else args.guarded_speed,
+                               'guarded_speed': 0.0 if args.before else speed,
                                'probes': [r.as_dict() for r in results]}, indent=1) + '\n')
     print(json.dumps({'passed': sum(r.passed for r in results), 'total': len(results)}))
     return 0
