@@ -113,7 +113,13 @@ class PrimitiveExecutor:
                                               guarded=True)
             if landed and cfg.contact_lift > 0:
                 z = float(self.backend.current_tcp_position()[2]) + cfg.contact_lift
-                self.backend.move_to(TopDownPose(x, y, z, yaw), linear=True)
+                try:
+                    self.backend.move_to(TopDownPose(x, y, z, yaw), linear=True)
+                except MotionError:
+                    # Read as blocked (e.g. an arm springing back after pressing hard): the
+                    # backend holds it where it is, and the grasp closes there, as it did
+                    # before the rise.
+                    pass
             self.backend.set_gripper(True)
         finally:
             self.backend.move_to(TopDownPose(x, y, cfg.lift_height, yaw), linear=True)
