@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from vpg_executor.motion import (JointStateCache, JointTrajectoryBackend, MotionError,
                                  StallDetector, TrackedPath, TrajectoryConfig, UR_JOINT_NAMES)
-from vpg_executor.primitives import PrimitiveExecutor
+from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
 from vpg_executor.safety import SafetyEnvelope, TopDownPose
 
 HOME = np.array([-0.7342, -2.395, 1.9908, -1.1666, -1.5708, 0.8366])
@@ -132,3 +132,142 @@ def test_push_goes_on_from_where_the_fingers_landed(blocked_arm):
     heights = [[backend.tcp_position(q)[2] for q in t] for t in strokes]
     stroke = next(h for h in heights if np.ptp(h) < 0.005)
     assert 0.055 < np.mean(stroke) < 0.075
+
+
+class SensingArm(BlockedArm):
+    """
+    BlockedArm with a flange force sensor: a spring floor under the fingertips.
+
+    Below `touch_z` the TCP meets a stiff spring (N/m) before the rigid floor at floor_z;
+    the sensor reads that force along the tool axis plus an offset and noise (seeded), at
+    the joint-state rate, unless `sensing` is False.
+    """
+
+    def __init__(self, touch_z, floor_z, stiffness=8000.0, offset=(3.0, -2.0, 7.0),
+                 noise=1.0, sensing=True):
+        self.touch_z, self.stiffness = touch_z, stiffness
+        self.offset, self.noise, self.sensing = np.asarray(offset), noise, sensing
+        self.rng = np.random.default_rng(0)
+        self.min_z = np.inf
+        self.durations = []
+        super().__init__(floor_z)
+
+    def publish(self, names, times, positions, velocities):
+        self.durations.append(float(times[-1]))
+        super().publish(names, times, positions, velocities)
+
+    def _publish_state(self):
+        super()._publish_state()
+        if not self.sensing or self.backend is None:
+            return
+        z = self.backend.tcp_position(self.q)[2]
+        self.min_z = min(self.min_z, z)
+        force = self.offset + self.rng.normal(0.0, self.noise, 3)
+        force[2] -= self.stiffness * max(0.0, self.touch_z - z)  # pushes the tool back up
+        self.cache.update_wrench(force, stamp=self.time)
+
+
+def sensing_arm(**kwargs):
+    arm = SensingArm(**kwargs)
+    arm.backend = JointTrajectoryBackend(
+        TrajectoryConfig(model='ur5e_menagerie', contact_force=20.0, guarded_speed=0.05),
+        SafetyEnvelope(max_joint_speed=2.0), arm.cache, arm.publish, arm.gripper)
+    return arm
+
+
+def test_guarded_descent_stops_on_the_tool_force_within_millimetres():
+    arm = sensing_arm(touch_z=0.08, floor_z=0.0)
+    try:
+        backend = arm.backend
+        assert backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
+        assert not backend.move_to(TopDownPose(-0.5, 0.0, 0.02, 0.0), linear=True,
+                                   guarded=True)
+        assert backend.last_guard == 'force'
+        # 20 N over an 8 kN/m spring is 2.5 mm; one 10 ms sample at 0.05 m/s adds 0.5 mm.
+        z = backend.current_tcp_position()[2]
+        assert 0.08 - 0.006 < z < 0.08
+        assert 20.0 < backend.last_contact_force < 60.0
+        hold = arm.trajectories[-1]
+        assert hold.shape[0] == 1
+        assert backend.tcp_position(hold[-1])[2] == pytest.approx(z, abs=1e-6)
+    finally:
+        arm.close()
+
+
+def test_force_guard_tares_the_offset_and_ignores_noise():
+    # A 60 N offset along the tool axis and 1 N noise: only the change may count.
+    arm = sensing_arm(touch_z=-1.0, floor_z=-1.0, offset=(0.0, 0.0, 60.0))
+    try:
+        backend = arm.backend
+        backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
+        assert backend.move_to(TopDownPose(-0.5, 0.0, 0.03, 0.0), linear=True, guarded=True)
+        assert backend.last_guard == 'force'
+    finally:
+        arm.close()
+
+
+def test_without_a_wrench_the_path_guard_still_stops_a_blocked_descent():
+    arm = sensing_arm(touch_z=0.06, floor_z=0.06, sensing=False)
+    try:
+        backend = arm.backend
+        backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
+        assert not backend.move_to(TopDownPose(-0.5, 0.0, 0.02, 0.0), linear=True,
+                                   guarded=True)
+        assert backend.last_guard == 'path'
+        assert 0.055 < backend.current_tcp_position()[2] < 0.075
+    finally:
+        arm.close()
+
+
+def test_a_stale_wrench_leaves_the_path_guard_in_charge():
+    arm = sensing_arm(touch_z=0.06, floor_z=0.06, sensing=False)
+    try:
+        arm.cache.update_wrench((0.0, 0.0, 0.0), stamp=1.0)  # long before the joint states
+        backend = arm.backend
+        backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
+        assert not backend.move_to(TopDownPose(-0.5, 0.0, 0.02, 0.0), linear=True,
+                                   guarded=True)
+        assert backend.last_guard == 'path'
+    finally:
+        arm.close()
+
+
+def test_guarded_moves_keep_to_the_guarded_speed():
+    arm = sensing_arm(touch_z=-1.0, floor_z=-1.0)
+    try:
+        backend = arm.backend
+        backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
+        backend.move_to(TopDownPose(-0.5, 0.0, 0.05, 0.0), linear=True, guarded=True)
+        guarded = arm.durations[-1]
+        backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0), linear=True)
+        unguarded = arm.durations[-1]
+        assert guarded >= 0.1 / 0.05  # 10 cm at 0.05 m/s
+        assert unguarded < 0.5 * guarded
+    finally:
+        arm.close()
+
+
+def test_non_finite_wrench_readings_are_ignored():
+    cache = JointStateCache()
+    cache.update_wrench((np.nan, 0.0, 0.0), stamp=1.0)
+    cache.update_wrench((1.0, 2.0), stamp=1.0)
+    assert cache.latest_wrench() is None
+    cache.update_wrench((1.0, 2.0, 3.0), stamp=2.0)
+    stamp, force = cache.latest_wrench()
+    assert stamp == 2.0 and force.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_grasp_that_lands_on_something_rises_by_the_fingertip_dip_before_closing():
+    arm = sensing_arm(touch_z=0.08, floor_z=0.0)
+    try:
+        config = PrimitiveConfig()
+        PrimitiveExecutor(arm.backend, config).grasp((-0.5, 0.0, 0.06), 0.0)
+        # Where the descent was stopped and held (a one-point trajectory), and the move
+        # commanded next: straight up by contact_lift, before the fingers close.
+        index = next(i for i, t in enumerate(arm.trajectories) if t.shape[0] == 1)
+        stop_z = arm.backend.tcp_position(arm.trajectories[index][-1])[2]
+        assert 0.07 < stop_z < 0.08
+        rise_z = arm.backend.tcp_position(arm.trajectories[index + 1][-1])[2]
+        assert rise_z - stop_z == pytest.approx(config.contact_lift, abs=1e-3)
+    finally:
+        arm.close()

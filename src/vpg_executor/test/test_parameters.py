@@ -17,12 +17,18 @@ def test_defaults_build_and_overrides_reach_the_configs():
     assert params.trajectory.model == 'ur5e_menagerie'
     assert params.envelope.z_min == 0.03
     assert params.moveit.params_files == ('/x.yaml',)
+    force = build_parameters({'robot.contact_force': 35.0, 'robot.guarded_speed': 0.02,
+                              'robot.wrench_max_age': 0.3}).trajectory
+    assert (force.contact_force, force.guarded_speed, force.wrench_max_age) == (35.0, 0.02, 0.3)
 
 
 @pytest.mark.parametrize('values', [{'motion_backend': 'teleport'},
                                     {'robot.home_joints': [0.0] * 5},
                                     {'safety.x_min': 1.0},
-                                    {'primitives.dropoff': [0.0, float('nan'), 0.1]}])
+                                    {'primitives.dropoff': [0.0, float('nan'), 0.1]},
+                                    {'robot.contact_force': -1.0},
+                                    {'robot.guarded_speed': float('nan')},
+                                    {'robot.wrench_max_age': 0.0}])
 def test_invalid_values_raise_at_start(values):
     with pytest.raises(ValueError):
         build_parameters(values)

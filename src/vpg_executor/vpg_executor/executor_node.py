@@ -20,6 +20,7 @@ import threading
 import time
 
 from action_msgs.msg import GoalStatus
+from geometry_msgs.msg import WrenchStamped
 import numpy as np
 import rclpy
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
@@ -28,6 +29,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vpg_executor import gripper_action
@@ -81,6 +83,11 @@ class ExecutorNode(Node):
         self._stopping = threading.Event()
         self.create_subscription(JointState, values['robot.joint_states_topic'],
                                  self._on_joint_states, 50, callback_group=self._io_group)
+        if values['robot.wrench_topic']:
+            # Sensor-data QoS as the broadcaster's readers use: only the newest readings count.
+            self.create_subscription(WrenchStamped, values['robot.wrench_topic'],
+                                     self._on_wrench, qos_profile_sensor_data,
+                                     callback_group=self._io_group)
         self._trajectory_pub = self.create_publisher(
             JointTrajectory, values['robot.trajectory_topic'], 10)
         self._gripper_interface = gripper_action.parse_interface(values['gripper.interface'])
@@ -127,6 +134,11 @@ class ExecutorNode(Node):
             return
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         self._joint_states.update(msg.name, msg.position, stamp)
+
+    def _on_wrench(self, msg):
+        force = msg.wrench.force
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._joint_states.update_wrench((force.x, force.y, force.z), stamp)
 
     def _publish_trajectory(self, joint_names, times, positions, velocities):
         msg = JointTrajectory(joint_names=list(joint_names))

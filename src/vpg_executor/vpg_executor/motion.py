@@ -6,9 +6,17 @@ kinematics and streams trajectory_msgs-style joint trajectories to the joint tra
 controller (ur_robot_driver's `scaled_joint_trajectory_controller`, or the MuJoCo cell), then
 checks arrival on /joint_states. Its ROS I/O is injected as callables so the core stays
 ROS-free. The MoveIt backend lives in `moveit_backend.py`.
+
+Guarded moves stop on contact. With a tool wrench arriving (ur_robot_driver's
+force_torque_sensor_broadcaster, or the MuJoCo cell's copy of it) a guarded move stops as soon
+as the force along the tool axis has changed by more than `contact_force` since the move began
+(the sensor is tared by the move itself: its offset drifts, only the change counts). Without a
+recent wrench, and for every move besides, an arm that leaves its timed path or stands still
+short of its target counts as blocked.
 """
 
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass
 import threading
 import time
@@ -68,13 +76,15 @@ class JointStateCache:
     wait when the states stop coming.
     """
 
-    def __init__(self, wall_cap_factor=10.0):
+    def __init__(self, wall_cap_factor=10.0, wrench_history=64):
         self._positions = {}
         self._condition = threading.Condition()
         self._updates = 0
         self._stamp = None
         self._closed = False
         self.wall_cap_factor = float(wall_cap_factor)
+        # (stamp s, force (3,) N in the tool frame), newest last.
+        self._wrenches = deque(maxlen=int(wrench_history))
 
     def close(self):
         """End every wait now and refuse new ones (the node is shutting down)."""
@@ -91,6 +101,33 @@ class JointStateCache:
             if stamp is not None and stamp > 0:
                 self._stamp = float(stamp)
             self._condition.notify_all()
+
+    def update_wrench(self, force, stamp=None):
+        """
+        Store a tool force reading (3,) N in the tool frame; stamp: header stamp in seconds.
+
+        Readings without a stamp are placed at the newest joint-state time (or the wall
+        clock). Non-finite readings are ignored. Waits are woken, so a guarded move sees
+        contact at the wrench rate.
+        """
+        force = np.asarray(force, dtype=float)
+        if force.shape != (3,) or not np.all(np.isfinite(force)):
+            return
+        with self._condition:
+            if stamp is None or stamp <= 0:
+                stamp = self._stamp if self._stamp is not None else time.monotonic()
+            self._wrenches.append((float(stamp), force))
+            self._condition.notify_all()
+
+    def wrenches_since(self, since):
+        """Tool force readings (list of (stamp, force (3,))) stamped at or after since (s)."""
+        with self._condition:
+            return [(t, f) for t, f in self._wrenches if t >= since]
+
+    def latest_wrench(self):
+        """Newest (stamp, force (3,)) reading, or None."""
+        with self._condition:
+            return self._wrenches[-1] if self._wrenches else None
 
     def now(self):
         """Newest joint-state stamp (s), or the monotonic wall clock when states carry none."""
@@ -167,6 +204,26 @@ class TrajectoryConfig:
     """...less than this (rad, any joint) during stall_window seconds is blocked."""
     min_move_duration: float = 0.3
     """Shortest trajectory, seconds, so tiny moves are not commanded as jumps."""
+    contact_force: float = 20.0
+    """
+    A guarded move stops when the tool force along the tool axis has changed by more than
+    this (N) since the move began; 0 disables it. The UR e-Series flange sensor is accurate
+    to about 4 N (precision 3.5 N, UR5e datasheet): 20 N is five times that, well above
+    noise and the tool's own inertia at the speeds used, and far below the forces that
+    shove a 75 g block or the UR's 150 N protective-stop default.
+    """
+    guarded_speed: float = 0.05
+    """
+    Top TCP speed (m/s) of guarded straight-line moves; 0 = as fast as the joints allow.
+    What the arm hits is met at this speed, and the impact, not the sensor, sets the peak
+    force: landing a fingertip on a wooden top in the MuJoCo cell peaked at 75 N at 0.1 m/s
+    and 23 N at 0.05 m/s (vpg_sim.fidelity_probes, limit 2.5 x contact_force). At 0.05 m/s
+    one 10 ms wrench sample is 0.5 mm of travel (0.1 mm at the UR's 500 Hz).
+    """
+    wrench_max_age: float = 0.1
+    """A wrench older than this (s, behind the joint states) is stale: no force guard."""
+    wrench_baseline: float = 0.05
+    """Seconds of readings before the move averaged as its zero (tare)."""
     gripper_closed_position: float = 0.7929
     """Finger joint position of the gripper closed on nothing (rad for the 2F-85 knuckle)."""
     gripper_joint: str = 'robotiq_85_left_knuckle_joint'
@@ -254,6 +311,36 @@ class StallDetector:
         return t - t0 >= self.window and float(np.max(np.abs(q - q0))) < self.motion
 
 
+class ContactMonitor:
+    """
+    Tells when the tool touched something: the force along the tool axis left its tare.
+
+    baseline: the force (3,) N averaged just before the move; axis: unit tool axis (3,) in
+    the sensor frame. Readings stamped after `after` are checked, each once; when they stop
+    coming it reports nothing, and the path/stall guard that runs beside it decides.
+    """
+
+    def __init__(self, joint_states, baseline, axis, after, threshold):
+        self.joint_states = joint_states
+        self.baseline = np.asarray(baseline, dtype=float)
+        self.axis = np.asarray(axis, dtype=float)
+        self.threshold = float(threshold)
+        self._seen = float(after)
+        self.peak = 0.0
+        """Largest tool-axis force change seen (N)."""
+
+    def touched(self):
+        """Whether a reading since the last call exceeds the threshold."""
+        readings = self.joint_states.wrenches_since(self._seen + 1e-9)
+        for stamp, force in readings:
+            self._seen = max(self._seen, stamp)
+            change = abs(float((force - self.baseline) @ self.axis))
+            self.peak = max(self.peak, change)
+            if change > self.threshold:
+                return True
+        return False
+
+
 class TcpKinematics:
     """
     Where the TCP sits on a UR arm: the tool0 pose for a TCP pose, and the TCP for joints.
@@ -274,6 +361,10 @@ class TcpKinematics:
         tcp[:3, 3] = [0.0, 0.0, config.tcp_offset]
         self.tool0_T_tcp = tcp
         self.tcp_T_tool0 = np.linalg.inv(tcp)
+
+    def tool_axis_in_tool0(self):
+        """Return the TCP's approach axis (its z) in the tool0 (sensor) frame."""
+        return self.tool0_T_tcp[:3, 2].copy()
 
     def tool0_pose(self, pose):
         """base_T_tool0 for a top-down TCP pose."""
@@ -352,6 +443,10 @@ class JointTrajectoryBackend(MotionBackend):
         self.kinematics = TcpKinematics(config)
         self._params = self.kinematics.params
         self.commanded = []  # (kind, target) log of what was sent, newest last (bounded)
+        self.last_guard = None
+        """What guarded the last guarded move: 'force' (tool wrench) or 'path' (tracking)."""
+        self.last_contact_force = None
+        """Tool-axis force change (N) at the last force-guarded stop."""
 
     # --- kinematics -----------------------------------------------------------------------
     def tool0_pose(self, pose):
@@ -445,6 +540,10 @@ class JointTrajectoryBackend(MotionBackend):
             # Constant-speed pass through the waypoints, rest at the end only.
             steps = [self.envelope.min_duration(a, b) * 1.5
                      for a, b in zip([q_now] + waypoints[:-1], waypoints)]
+            if guarded and self.config.guarded_speed > 0:
+                tcp = [self.tcp_position(q) for q in [q_now] + list(waypoints)]
+                steps = [max(step, float(np.linalg.norm(b - a)) / self.config.guarded_speed)
+                         for step, a, b in zip(steps, tcp[:-1], tcp[1:])]
             times = np.cumsum(np.maximum(steps, 0.02)) + 0.1
             positions = np.array(waypoints)
             velocities = np.gradient(positions, times, axis=0)
@@ -468,8 +567,14 @@ class JointTrajectoryBackend(MotionBackend):
         stall = StallDetector(duration + self.config.path_lag, self.config.stall_window,
                               self.config.stall_motion)
         blocked = []
+        contact = self._contact_monitor() if guarded else None
+        if guarded:
+            self.last_guard = 'force' if contact is not None else 'path'
 
         def arrived_or_blocked(q):
+            if contact is not None and contact.touched():
+                blocked.append((0.0, float(np.max(np.abs(q - target))), 0.0, q))
+                return True
             if np.max(np.abs(q - target)) < self.config.arrival_tolerance:
                 return True
             now = self.joint_states.now()
@@ -495,8 +600,17 @@ class JointTrajectoryBackend(MotionBackend):
             raise MotionError(f'arm did not reach its target within {timeout:.1f} s{off}')
         if not blocked:
             return True
-        self._hold(q_end, (q_now, target, path.at(self.joint_states.now() - start[0])))
+        if contact is not None:
+            self.last_contact_force = contact.peak
+        present = path.at(self.joint_states.now() - start[0]) if start else q_now
+        held, hold_time = self._hold(q_end, (q_now, target, present))
         if guarded:
+            # Return once the arm stands at the hold point, so that what the caller reads
+            # next (the TCP height a finger landed at) is where the arm now is.
+            self.joint_states.wait_for(
+                self.joint_names,
+                lambda q: np.max(np.abs(q - held)) < self.config.arrival_tolerance,
+                hold_time + 1.0)
             return False
         error, remaining, t, q = blocked[0]
         raise MotionError(
@@ -504,9 +618,25 @@ class JointTrajectoryBackend(MotionBackend):
             f'{duration:.2f} s, {remaining:.3f} rad short of the target; joints '
             f'{np.round(q, 3).tolist()}, started at {np.round(q_now, 3).tolist()}')
 
+    def _contact_monitor(self):
+        """Make a ContactMonitor tared on the readings just before now (None: no wrench)."""
+        if self.config.contact_force <= 0:
+            return None
+        latest = self.joint_states.latest_wrench()
+        now = self.joint_states.now()
+        if latest is None or now - latest[0] > self.config.wrench_max_age:
+            return None
+        readings = self.joint_states.wrenches_since(latest[0] - self.config.wrench_baseline)
+        baseline = np.mean([f for _, f in readings], axis=0)
+        axis = self.kinematics.tool_axis_in_tool0()
+        return ContactMonitor(self.joint_states, baseline, axis, latest[0],
+                              self.config.contact_force)
+
     def _hold(self, q, commanded):
         """
         Stop where the arm is: a short trajectory to its current position.
+
+        Returns the hold point and the trajectory's duration (s).
 
         A new trajectory starts from the controller's commanded state, which runs ahead of a
         blocked arm; commanded lists where that may be (the path's start, its end, its
@@ -518,6 +648,7 @@ class JointTrajectoryBackend(MotionBackend):
                        + [1.5 * self.envelope.min_duration(c, q) for c in commanded])
         self._publish(self.joint_names, np.array([duration]), np.array([q]),
                       np.zeros((1, len(q))))
+        return q, duration
 
     # --- gripper --------------------------------------------------------------------------
     def set_gripper(self, closed):
@@ -527,6 +658,7 @@ class JointTrajectoryBackend(MotionBackend):
         return self.gripper.closure()
 
 
-__all__ = ['JointStateCache', 'JointTrajectoryBackend', 'MotionBackend', 'MotionError',
-           'ParallelGripper', 'StallDetector', 'TargetRejected', 'TcpKinematics', 'TrackedPath',
-           'TrajectoryConfig', 'UR_JOINT_NAMES', 'quintic_samples', 'top_down_rotation']
+__all__ = ['ContactMonitor', 'JointStateCache', 'JointTrajectoryBackend', 'MotionBackend',
+           'MotionError', 'ParallelGripper', 'StallDetector', 'TargetRejected',
+           'TcpKinematics', 'TrackedPath', 'TrajectoryConfig', 'UR_JOINT_NAMES',
+           'quintic_samples', 'top_down_rotation']

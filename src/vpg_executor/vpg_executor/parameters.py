@@ -34,6 +34,18 @@ PARAMETERS = [
     ('robot.trajectory_topic', '/scaled_joint_trajectory_controller/joint_trajectory',
      'trajectory_msgs/JointTrajectory topic of the joint trajectory controller'),
     ('robot.joint_states_topic', '/joint_states', 'sensor_msgs/JointState topic'),
+    ('robot.wrench_topic', '/force_torque_sensor_broadcaster/wrench',
+     'geometry_msgs/WrenchStamped of the tool force/torque sensor (ur_robot_driver: '
+     'force_torque_sensor_broadcaster, frame tool0_controller); empty = none'),
+    ('robot.contact_force', _T.contact_force,
+     'Guarded moves stop when the force along the tool axis changed by more than this (N) '
+     'since the move began; 0 = off (path/stall guard only). Default: 5x the UR5e sensor '
+     'accuracy (4 N, UR5e datasheet)'),
+    ('robot.guarded_speed', _T.guarded_speed,
+     'Top TCP speed of guarded straight-line moves (descents, push strokes), m/s; 0 = as fast '
+     'as the joint speed limit allows'),
+    ('robot.wrench_max_age', _T.wrench_max_age,
+     'A wrench older than this (s) behind the joint states is stale: path/stall guard only'),
     ('robot.arrival_tolerance', _T.arrival_tolerance, 'Joint arrival tolerance, rad'),
     ('robot.arrival_timeout_margin', _T.arrival_timeout_margin,
      'Seconds to wait for arrival beyond the trajectory duration'),
@@ -59,6 +71,9 @@ PARAMETERS = [
     ('safety.max_joint_speed', _S.max_joint_speed, 'Fastest joint speed commanded, rad/s'),
     ('primitives.approach_height', _P.approach_height, 'Height above a target to descend from, m'),
     ('primitives.grasp_depth', _P.grasp_depth, 'Grasp depth below the local surface, m'),
+    ('primitives.contact_lift', _P.contact_lift,
+     'After a grasp descent stopped on contact, rise this far before closing, m (the 2F-85 '
+     "fingertips' 13 mm dip while closing, plus margin); 0 = close where it stopped"),
     ('primitives.push_height', _P.push_height, 'TCP height above the table while pushing, m'),
     ('primitives.push_depth', _P.push_depth, 'Depth below an object top a push starts at, m'),
     ('primitives.push_length', _P.push_length, 'Push stroke length, m'),
@@ -140,6 +155,10 @@ def build_parameters(values):
     if v['motion_backend'] not in ('joint_trajectory', 'moveit'):
         raise ValueError(f"motion_backend must be 'joint_trajectory' or 'moveit', "
                          f"got {v['motion_backend']!r}")
+    if (not v['robot.contact_force'] >= 0 or not v['robot.wrench_max_age'] > 0
+            or not v['robot.guarded_speed'] >= 0):
+        raise ValueError('robot.contact_force and robot.guarded_speed must be >= 0 and '
+                         'robot.wrench_max_age > 0')
     for name, length in (('robot.home_joints', 6), ('safety.joint_lower', 6),
                          ('safety.joint_upper', 6), ('primitives.dropoff', 3),
                          ('primitives.workspace', 4)):
@@ -150,6 +169,8 @@ def build_parameters(values):
         tcp_yaw_offset=v['robot.tcp_yaw_offset'],
         arrival_tolerance=v['robot.arrival_tolerance'],
         arrival_timeout_margin=v['robot.arrival_timeout_margin'],
+        contact_force=v['robot.contact_force'], wrench_max_age=v['robot.wrench_max_age'],
+        guarded_speed=v['robot.guarded_speed'],
         gripper_closed_position=v['gripper.closed_position'], gripper_joint=v['gripper.joint'],
         gripper_max_effort=v['gripper.max_effort'])
     envelope = SafetyEnvelope(
@@ -160,6 +181,7 @@ def build_parameters(values):
     primitives = PrimitiveConfig(
         approach_height=v['primitives.approach_height'],
         grasp_depth=v['primitives.grasp_depth'], push_height=v['primitives.push_height'],
+        contact_lift=v['primitives.contact_lift'],
         push_depth=v['primitives.push_depth'], push_length=v['primitives.push_length'],
         lift_height=v['primitives.lift_height'],
         grasp_open_threshold=v['primitives.grasp_open_threshold'],

@@ -3,8 +3,9 @@ VPG's push and grasp primitives as sequences of safe TCP moves on a MotionBacken
 
 Grasp (VPG): top-down, jaw angle = rotation; approach from above, open, descend to
 `grasp_depth` below the local surface (never below the envelope's z_min), close, lift, read the
-fingers: neither fully open nor fully closed = holding. A held object is carried to the
-drop-off pose outside the workspace and released.
+fingers: neither fully open nor fully closed = holding. A descent stopped on contact rises by
+`contact_lift` before closing, so the fingertips' dip while closing does not sweep the blocks.
+A held object is carried to the drop-off pose outside the workspace and released.
 Push (VPG): fingers closed, start at the chosen point, move `push_length` straight along the
 rotation angle (the end clipped to the workspace, as VPG does), retreat upwards.
 The descents and the push stroke are guarded moves: when a finger lands on an object (or a
@@ -28,6 +29,17 @@ class PrimitiveConfig:
     """Height above the target from which the TCP descends and to which it retreats."""
     grasp_depth: float = 0.03
     """How far below the local surface the fingertip centre goes for a grasp."""
+    contact_lift: float = 0.02
+    """
+    After a grasp descent stopped on contact, rise this far (m) before closing. The 2F-85's
+    fingertips dip 13 mm while closing (4.5 mm below the pinch point open, 17.7 mm closed, in
+    the Menagerie model; Robotiq documents the vertical motion): closing where they landed
+    would sweep them through whatever stands beside the object they landed on, a push in
+    disguise. 13 mm plus the few mm a move may still be short when it counts as arrived
+    (arrival_tolerance) and the fingers start closing: 20 mm. With 13 mm, failed corner grasps
+    in the MuJoCo cell still moved blocks 2.4-4.5 mm at 1 rad/s; with 20 mm, under 1 mm.
+    0 closes where the descent stopped.
+    """
     push_height: float = 0.025
     """Fingertip-centre height above the table during a push (raised over taller surfaces)."""
     push_depth: float = 0.03
@@ -97,7 +109,17 @@ class PrimitiveExecutor:
         self.backend.set_gripper(False)
         self.backend.move_to(above)
         try:
-            self.backend.move_to(TopDownPose(x, y, grasp_z, yaw), linear=True, guarded=True)
+            landed = not self.backend.move_to(TopDownPose(x, y, grasp_z, yaw), linear=True,
+                                              guarded=True)
+            if landed and cfg.contact_lift > 0:
+                z = float(self.backend.current_tcp_position()[2]) + cfg.contact_lift
+                try:
+                    self.backend.move_to(TopDownPose(x, y, z, yaw), linear=True)
+                except MotionError:
+                    # Read as blocked (e.g. an arm springing back after pressing hard): the
+                    # backend holds it where it is, and the grasp closes there, as it did
+                    # before the rise.
+                    pass
             self.backend.set_gripper(True)
         finally:
             self.backend.move_to(TopDownPose(x, y, cfg.lift_height, yaw), linear=True)

@@ -14,6 +14,7 @@ import sys
 import time
 
 from action_msgs.msg import GoalStatus
+from geometry_msgs.msg import WrenchStamped
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Log
@@ -101,6 +102,16 @@ def test_driver_topics(sim):
     client.wait_for(lambda: len(clocks) >= 3, 10.0, '/clock')
     stamps = [c.clock.sec + c.clock.nanosec * 1e-9 for c in clocks]
     assert stamps == sorted(stamps) and stamps[-1] > stamps[0]
+
+    wrenches = []
+    client.node.create_subscription(WrenchStamped, '/force_torque_sensor_broadcaster/wrench',
+                                    wrenches.append, 10)
+    client.wait_for(lambda: len(wrenches) >= 3, 10.0, 'tool wrench')
+    assert {w.header.frame_id for w in wrenches} == {'tool0_controller'}
+    times = [w.header.stamp.sec + w.header.stamp.nanosec * 1e-9 for w in wrenches]
+    assert times == sorted(times) and times[-1] > times[0]
+    forces = [(w.wrench.force.x, w.wrench.force.y, w.wrench.force.z) for w in wrenches]
+    assert max(np.linalg.norm(forces, axis=1)) < 8.0  # nothing touched: 1 N noise only
 
     stamp, rgb, depth, color_info, depth_info = still_frame(client)
     assert rgb.shape == (480, 640, 3) and rgb.dtype == np.uint8

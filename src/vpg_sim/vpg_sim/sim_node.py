@@ -12,13 +12,17 @@ Interfaces (absolute names are the real drivers'):
   robotiq_85_left_knuckle_joint), or GripperCommand as up to Jazzy (parameter
   gripper_interface; identical vpg_interfaces copies where control_msgs is not installed).
   The position is the finger joint angle in rad (0 open .. 0.8 closed; outside values are
-  clamped, a NaN goal is rejected); effort limits are ignored. Succeeds when the target is
+  clamped, a NaN goal is rejected); the effort is the grip force in N (20-235, as the 2F-85's
+  force setting; none given: the last one, at start 50 N). Succeeds when the target is
   reached or the fingers stall on an object (result.stalled); a new goal aborts the running
   one.
 - /camera/camera/color/image_raw (rgb8), /camera/camera/aligned_depth_to_color/image_raw
   (16UC1, mm, 0 = no data) and their camera_info, frame camera_color_optical_frame, one stamp
   per colour/depth pair.
 - /clock (rosgraph_msgs/Clock): simulated time; run other nodes with use_sim_time.
+- /force_torque_sensor_broadcaster/wrench (geometry_msgs/WrenchStamped, frame tool0_controller):
+  the contact wrench on the gripper as ur_robot_driver's force_torque_sensor_broadcaster
+  publishes the UR's flange sensor, with noise and an offset (force_sensor.py).
 - ~/reset_scene (vpg_interfaces/ResetScene), ~/count_objects (vpg_interfaces/CountObjects):
   simulation only; the count is ground truth for evaluation.
 
@@ -38,6 +42,7 @@ import signal
 import threading
 import time
 
+from geometry_msgs.msg import WrenchStamped
 import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
@@ -56,6 +61,7 @@ from vpg_perception.conversions import numpy_to_image
 from vpg_sim import blocks, depth_model, scene
 from vpg_sim.camera import RgbdRenderer
 from vpg_sim.cell import Cell, CellConfig
+from vpg_sim.force_sensor import ForceSensor, ForceSensorConfig
 from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome
 from vpg_sim.randomization import RandomizationRanges
 from vpg_sim.timing import FrameScheduler, pace_rate, Pacer, Periodic
@@ -96,6 +102,21 @@ def gripper_goal_position(interface, request):
     return position
 
 
+def gripper_goal_effort(interface, request):
+    """
+    Grip force (N) a goal asks for, or None to keep the current one.
+
+    GripperCommand: command.max_effort; ParallelGripperCommand: command.effort[0] when given
+    (parallel_gripper_action_controller then writes it to its max-effort interface, and
+    ros2_robotiq_gripper turns it into the force register). 0, absent or non-finite: None.
+    """
+    if interface == 'gripper_command':
+        effort = float(request.command.max_effort)
+    else:
+        effort = float(request.command.effort[0]) if len(request.command.effort) else 0.0
+    return effort if math.isfinite(effort) and effort > 0 else None
+
+
 FINGER_JOINT_NAME = 'robotiq_85_left_knuckle_joint'  # ros2_robotiq_gripper's joint name
 CAMERA_FRAME = 'camera_color_optical_frame'
 TRAJECTORY_TOPIC = '/scaled_joint_trajectory_controller/joint_trajectory'
@@ -104,6 +125,10 @@ COLOR_TOPIC = '/camera/camera/color/image_raw'
 COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
 DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
 DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
+# ur_robot_driver: the force_torque_sensor_broadcaster controller publishes on ~/wrench with
+# frame_id tool0_controller (ur_robot_driver/config/ur_controllers.yaml).
+WRENCH_TOPIC = '/force_torque_sensor_broadcaster/wrench'
+WRENCH_FRAME = 'tool0_controller'
 _SERVICE_TIMEOUT = 60.0  # s of wall time a reset may take to settle
 _REST_FRAME_DWELL = 0.03  # s of simulated stillness before the extra rest frame
 
@@ -128,6 +153,9 @@ class SimParams:
     calibration_marker: bool
     removal_height: float
     gripper_interface: str = GRIPPER_INTERFACES[0]
+    wrench_rate_hz: float = 100.0
+    wrench_noise_std: float = 1.0
+    wrench_offset: tuple = (0.0, 0.0, 0.0)
     camera_enabled: bool = True
 
 
@@ -186,6 +214,14 @@ def declare_parameters(node):
         ('removal_height', 0.1,
          'A block held by the gripper this far (m) above the table counts as removed.',
          _floats(0.02, 1.0)),
+        ('wrench_rate_hz', 100.0,
+         'Tool wrench messages per simulated second (the UR publishes 500 Hz); 0 = off.',
+         _floats(0.0, 1000.0)),
+        ('wrench_noise_std', 1.0,
+         'Gaussian noise of the tool force, N per axis (torque: 0.02 N m per N).',
+         _floats(0.0, 20.0)),
+        ('wrench_offset', [0.0, 0.0, 0.0],
+         'Constant force offset of the sensor (untared), N, tool0 frame.', {}),
     ]
     values = {}
     for name, default, description, extra in specs:
@@ -193,6 +229,7 @@ def declare_parameters(node):
         values[name] = node.declare_parameter(name, default, descriptor).value
     gripper_action_type(values['gripper_interface'])  # ValueError for an unknown one
     depth_model.profile(values['depth_model'])  # ValueError for an unknown one
+    values['wrench_offset'] = tuple(float(v) for v in values['wrench_offset'])
     values['camera_enabled'] = node.declare_parameter(
         'camera_enabled', True, ParameterDescriptor(
             description='Publish camera frames; may be set at run time, false emulates a '
@@ -264,6 +301,10 @@ class SimNode(Node):
             removal_height=p.removal_height, randomization_seed=p.randomization_seed,
             randomization=RandomizationRanges() if p.randomize else None)
         self._gripper_config = GripperConfig()
+        self._force_sensor = ForceSensor(
+            ForceSensorConfig(force_noise_std=p.wrench_noise_std,
+                              torque_noise_std=0.02 * p.wrench_noise_std,
+                              force_offset=p.wrench_offset), seed=p.seed)
         self._depth_model = depth_model.profile(p.depth_model)
         self._lock = threading.Lock()
         self._cell = Cell(self._cell_config)
@@ -292,9 +333,12 @@ class SimNode(Node):
 
         self._clock_msg = Clock()
         self._joint_msg = JointState(name=list(scene.ARM_JOINTS) + [FINGER_JOINT_NAME])
+        self._wrench_msg = WrenchStamped()
+        self._wrench_msg.header.frame_id = WRENCH_FRAME
         group = ReentrantCallbackGroup()
         self._clock_pub = self.create_publisher(Clock, '/clock', 10)
         self._joint_pub = self.create_publisher(JointState, '/joint_states', 10)
+        self._wrench_pub = self.create_publisher(WrenchStamped, WRENCH_TOPIC, 10)
         # Reliable, as realsense2_camera's default image QoS (SYSTEM_DEFAULT); depth 10 keeps a
         # frame for a reader that falls behind by a few frames under load instead of dropping it.
         self._color_pub = self.create_publisher(Image, COLOR_TOPIC, 10)
@@ -366,8 +410,9 @@ class SimNode(Node):
 
     def _execute_gripper(self, goal_handle):
         position = gripper_goal_position(self.params.gripper_interface, goal_handle.request)
+        effort = gripper_goal_effort(self.params.gripper_interface, goal_handle.request)
         with self._lock:
-            target = self._cell.set_gripper(position)
+            target = self._cell.set_gripper(position, effort)
             job = _GripperJob(GripperGoal(target, self._cell.time, self._gripper_config))
             previous, self._gripper_job = self._gripper_job, job
         if previous is not None:
@@ -443,11 +488,21 @@ class SimNode(Node):
         msg.effort = array.array('d', (*cell.arm_effort(), cell.finger_effort()))
         return msg
 
+    def _wrench(self, stamp, cell):
+        msg = self._wrench_msg
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+        force, torque = self._force_sensor.read(*cell.tool_wrench())
+        w = msg.wrench
+        w.force.x, w.force.y, w.force.z = (float(v) for v in force)
+        w.torque.x, w.torque.y, w.torque.z = (float(v) for v in torque)
+        return msg
+
     def _physics_loop(self):
         p = self.params
         cell = self._cell
         clock = Periodic(p.clock_rate_hz, cell.time)
         joints = Periodic(p.joint_state_rate_hz, cell.time)
+        wrenches = Periodic(p.wrench_rate_hz, cell.time)  # rate 0: never due
         frames = FrameScheduler(p.camera_rate_hz, p.camera_max_wall_rate_hz,
                                 rest_dwell=_REST_FRAME_DWELL, start=cell.time)
         pacer = Pacer()
@@ -455,7 +510,8 @@ class SimNode(Node):
         try:
             while not self._stop.is_set():
                 with self._lock:
-                    cell.advance_to(min(clock.next_time, joints.next_time, frames.next_time))
+                    cell.advance_to(min(clock.next_time, joints.next_time, wrenches.next_time,
+                                        frames.next_time))
                     if cell.instability_recoveries != recoveries:
                         recoveries = cell.instability_recoveries
                         self.get_logger().error(
@@ -464,12 +520,14 @@ class SimNode(Node):
                             f'({recoveries} so far)')
                     now = cell.time
                     stamp = _stamp(now)
-                    clock_msg = joint_msg = snapshot = None
+                    clock_msg = joint_msg = wrench_msg = snapshot = None
                     if clock.due(now):
                         clock_msg = self._clock_msg
                         clock_msg.clock.sec, clock_msg.clock.nanosec = stamp
                     if joints.due(now):
                         joint_msg = self._joint_state(stamp, cell)
+                    if wrenches.due(now):
+                        wrench_msg = self._wrench(stamp, cell)
                     self._update_waiters(now)
                     at_rest = (self._gripper_job is None and not self._settle_waiters
                                and not self._pending_resets and cell.at_rest())
@@ -481,6 +539,8 @@ class SimNode(Node):
                     self._clock_pub.publish(clock_msg)
                 if joint_msg is not None:
                     self._joint_pub.publish(joint_msg)
+                if wrench_msg is not None:
+                    self._wrench_pub.publish(wrench_msg)
                 if snapshot is not None:
                     self._offer_frame(snapshot)
                 rate = pace_rate(p.real_time_factor, p.idle_real_time_factor, at_rest)
