@@ -14,6 +14,9 @@ setup(
         ('share/' + package_name + '/config', glob('config/*.yaml')),
         ('share/' + package_name + '/config/drivers', glob('config/drivers/*.yaml')),
         ('share/' + package_name + '/config/calibration', glob('config/calibration/*.yaml')),
+        ('share/' + package_name + '/config/security', glob('config/security/*.xml')),
+        ('share/' + package_name + '/config/security/common',
+         glob('config/security/common/*.xml')),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/rviz', glob('rviz/*.rviz')),
         ('share/' + package_name + '/urdf', glob('urdf/*.xacro')),
@@ -32,6 +35,7 @@ setup(
     entry_points={
         'console_scripts': [
             'record = vpg_bringup.recorder_node:main',
+            'preflight = vpg_bringup.preflight:main',
         ],
     },
 )

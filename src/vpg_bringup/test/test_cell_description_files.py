@@ -239,15 +239,18 @@ FULL_STROKE_S = 0.085 / 0.150  # 2F-85: 85 mm stroke at its top speed of 150 mm/
 
 
 def claimed_interfaces(settings):
-    """Interfaces parallel_gripper_action_controller claims (ros2_controllers kilted:
-    command_interface_configuration / state_interface_configuration of
-    parallel_gripper_action_controller_impl.hpp)."""
+    """
+    Return the interfaces parallel_gripper_action_controller claims, (command, state).
+
+    ros2_controllers kilted: command_interface_configuration / state_interface_configuration
+    of parallel_gripper_action_controller_impl.hpp.
+    """
     joint = settings['joint']
     command = {f'{joint}/position'} | {
         settings[key] for key in ('max_effort_interface', 'max_velocity_interface')
         if settings.get(key)}
-    state = {f'{joint}/{name}' for name in settings.get('state_interfaces',
-                                                          ['position', 'velocity'])}
+    names = settings.get('state_interfaces', ['position', 'velocity'])
+    state = {f'{joint}/{name}' for name in names}
     return command, state
 
 

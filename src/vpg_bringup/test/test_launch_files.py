@@ -494,7 +494,7 @@ def test_ur_type_defaults_to_ur5e_in_the_driver_moveit_and_the_executors_kinemat
 
 
 def executor_overrides(executor):
-    """The graph's parameter overrides among an executor Node's parameter entries."""
+    """Return the graph's parameter overrides among an executor Node's parameter entries."""
     (overrides,) = [entry for entry in executor['parameters']
                     if isinstance(entry, dict) and 'robot.model' in entry]
     return overrides

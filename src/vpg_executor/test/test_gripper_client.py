@@ -69,8 +69,10 @@ class FakeController:
 
 class FakeFingers:
     """
-    Feeds the executor's joint-state cache with the knuckle at 100 Hz (stamped on the wall
-    clock, as a driver stamps /joint_states), moving to each goal `delay` s after it arrived.
+    Feeds the executor's joint-state cache with the knuckle at 100 Hz.
+
+    Stamped on the wall clock, as a driver stamps /joint_states; the knuckle moves to each goal
+    `delay` s after it arrived.
 
     speed: rad/s; stop_at: where an object stops the fingers (None: nothing in the way).
     """

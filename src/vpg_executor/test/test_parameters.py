@@ -47,7 +47,7 @@ def test_node_declares_every_parameter():
 
 
 def test_moveit_velocity_scaling_above_the_safety_joint_speed_refuses_to_start():
-    """MoveIt scales the UR's pi rad/s: 0.2 x pi = 0.63 rad/s would break 0.5 rad/s."""
+    """The UR's pi rad/s, scaled by MoveIt: 0.2 x pi = 0.63 rad/s would break 0.5 rad/s."""
     real = {'motion_backend': 'moveit', 'safety.max_joint_speed': 0.5}
     with pytest.raises(ValueError, match='exceeds safety.max_joint_speed 0.5 rad/s.*0.159'):
         build_parameters({**real, 'moveit.max_velocity_scaling': 0.2})

@@ -6,8 +6,9 @@ position_controllers/GripperActionController: control_msgs/action/GripperCommand
 `command.position` + `command.max_effort`. Since then (gripper_controllers was removed in
 Kilted) it runs parallel_gripper_action_controller/GripperActionController, available from
 Jazzy on: control_msgs/action/ParallelGripperCommand, goal `command` a sensor_msgs/JointState
-with exactly one position and optional velocity/effort limits. The executor parameter `gripper.interface` says which one the
-cell runs; where control_msgs is not installed, identical copies in vpg_interfaces stand in.
+with exactly one position and optional velocity/effort limits. The executor parameter
+`gripper.interface` says which one the cell runs; where control_msgs is not installed,
+identical copies in vpg_interfaces stand in.
 """
 
 from dataclasses import dataclass

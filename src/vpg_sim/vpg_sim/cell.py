@@ -404,6 +404,13 @@ class Cell:
         """Joint torques of the arm servos (N m)."""
         return self.data.actuator_force[self._arm_act].copy()
 
+    def tool0_pose(self):
+        """tool0 (the flange) in the base frame: position (3,) m, quaternion (w, x, y, z)."""
+        site = self.data.site(scene.TOOL_SITE)
+        quaternion = np.zeros(4)
+        mujoco.mju_mat2Quat(quaternion, site.xmat)
+        return site.xpos.copy(), quaternion
+
     def finger_position(self):
         """Finger (driver) joint angle, rad: ~0 open, ~0.78 closed on nothing."""
         return float(self.data.qpos[self._finger_qpos])

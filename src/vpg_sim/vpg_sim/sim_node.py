@@ -38,6 +38,7 @@ import signal
 import threading
 import time
 
+from geometry_msgs.msg import PoseStamped
 import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
@@ -103,6 +104,9 @@ COLOR_TOPIC = '/camera/camera/color/image_raw'
 COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
 DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
 DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
+TCP_POSE_TOPIC = '/tcp_pose_broadcaster/pose'
+TCP_POSE_EVERY = 5
+"""Publish the tool pose with every 5th joint state (10-20 Hz): every message costs CPU."""
 _SERVICE_TIMEOUT = 60.0  # s of wall time a reset may take to settle
 _REST_FRAME_DWELL = 0.03  # s of simulated stillness before the extra rest frame
 
@@ -287,6 +291,11 @@ class SimNode(Node):
         group = ReentrantCallbackGroup()
         self._clock_pub = self.create_publisher(Clock, '/clock', 10)
         self._joint_pub = self.create_publisher(JointState, '/joint_states', 10)
+        # As ur_robot_driver's tcp_pose_broadcaster: tool0 in `base`, the pose the robot
+        # itself computes (the preflight compares the kinematics of ur_type with it).
+        self._tcp_pub = self.create_publisher(PoseStamped, TCP_POSE_TOPIC, 10)
+        self._tcp_msg = PoseStamped()
+        self._tcp_msg.header.frame_id = 'base'
         self._color_pub = self.create_publisher(Image, COLOR_TOPIC, 2)
         self._color_info_pub = self.create_publisher(CameraInfo, COLOR_INFO_TOPIC, 2)
         self._depth_pub = self.create_publisher(Image, DEPTH_TOPIC, 2)
@@ -433,6 +442,15 @@ class SimNode(Node):
         msg.effort = array.array('d', (*cell.arm_effort(), cell.finger_effort()))
         return msg
 
+    def _tcp_pose(self, stamp, cell):
+        msg = self._tcp_msg
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+        position, (w, x, y, z) = cell.tool0_pose()
+        p, o = msg.pose.position, msg.pose.orientation
+        p.x, p.y, p.z = (float(v) for v in position)
+        o.w, o.x, o.y, o.z = float(w), float(x), float(y), float(z)
+        return msg
+
     def _physics_loop(self):
         p = self.params
         cell = self._cell
@@ -442,6 +460,7 @@ class SimNode(Node):
                                 rest_dwell=_REST_FRAME_DWELL, start=cell.time)
         pacer = Pacer()
         recoveries = cell.instability_recoveries
+        joint_count = 0
         try:
             while not self._stop.is_set():
                 with self._lock:
@@ -458,8 +477,12 @@ class SimNode(Node):
                     if clock.due(now):
                         clock_msg = self._clock_msg
                         clock_msg.clock.sec, clock_msg.clock.nanosec = stamp
+                    tcp_msg = None
                     if joints.due(now):
                         joint_msg = self._joint_state(stamp, cell)
+                        joint_count += 1
+                        if joint_count % TCP_POSE_EVERY == 0:
+                            tcp_msg = self._tcp_pose(stamp, cell)
                     self._update_waiters(now)
                     at_rest = (self._gripper_job is None and not self._settle_waiters
                                and not self._pending_resets and cell.at_rest())
@@ -471,6 +494,8 @@ class SimNode(Node):
                     self._clock_pub.publish(clock_msg)
                 if joint_msg is not None:
                     self._joint_pub.publish(joint_msg)
+                if tcp_msg is not None:
+                    self._tcp_pub.publish(tcp_msg)
                 if snapshot is not None:
                     self._offer_frame(snapshot)
                 rate = pace_rate(p.real_time_factor, p.idle_real_time_factor, at_rest)
