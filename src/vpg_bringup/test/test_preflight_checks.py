@@ -45,9 +45,15 @@ def test_stamp_pairing_tolerates_lost_frames_but_not_offset_streams():
     assert checks.check_stamp_pairing(colour, colour, 0.02).ok
     lost = [t for i, t in enumerate(colour) if i % 3]  # a third of the depth frames lost
     assert checks.check_stamp_pairing(colour, lost, 0.02).ok
-    offset = [t + 0.05 for t in colour[::6]]  # 5 Hz depth, stamped 50 ms late
-    result = checks.check_stamp_pairing(colour[::6], offset, 0.02)
-    assert not result.ok and 'enable_sync' in result.hint
+    assert '60 of 90' in checks.check_stamp_pairing(colour, lost, 0.02).detail
+    slow = colour[::6]  # 5 Hz
+    offset = [t + 0.05 for t in slow]  # depth stamped 50 ms late
+    result = checks.check_stamp_pairing(slow, offset, 0.02)
+    assert not result.ok and 'median offset 50.0 ms' in result.detail
+    assert 'enable_sync' in result.hint
+    other_clock = [t + 1000.0 for t in slow]
+    result = checks.check_stamp_pairing(slow, other_clock, 0.02)
+    assert not result.ok and 'no colour frame' in result.detail
     assert not checks.check_stamp_pairing(colour, [], 0.02).ok
 
 

@@ -100,33 +100,39 @@ def check_camera_info(observation):
 
 def check_stamp_pairing(color_stamps, depth_stamps, max_difference):
     """
-    Check that colour and depth frames pair (their stamps).
+    Check that colour and depth frames pair by their stamps.
 
-    Pairing: the median offset from each colour frame to its nearest depth frame is within
-    max_difference seconds (the heightmap node's max_stamp_difference).
-
-    The median, not every frame: a frame lost in transport leaves its partner unpaired, which
-    the heightmap node survives; streams whose stamps are offset (no enable_sync) it does not.
-    Returns a failing result without frames of either kind.
+    A colour frame's partner is the nearest depth frame within half a frame period (its own
+    frame slot). Pass: some colour frames have one, and the median offset to it is within
+    max_difference seconds (the heightmap node's max_stamp_difference). Frames lost in
+    transport leave their partner alone, which the heightmap node survives and the detail
+    reports; streams whose stamps are offset (no enable_sync, another clock) fail.
     """
+    name = 'depth/colour pairing'
     if not color_stamps or not depth_stamps:
-        return CheckResult('depth/colour pairing', False, 'no frames to pair',
+        return CheckResult(name, False, 'no frames to pair',
                            'needs both colour and aligned depth (see the camera checks)')
+    colour = np.sort(np.asarray(color_stamps, dtype=float))
     depth = np.sort(np.asarray(depth_stamps, dtype=float))
+    period = float(np.median(np.diff(colour))) if len(colour) > 1 else math.inf
     offsets = []
-    for stamp in color_stamps:
+    for stamp in colour:
         i = np.searchsorted(depth, stamp)
         offsets.append(min(abs(depth[j] - stamp) for j in (i - 1, i) if 0 <= j < len(depth)))
     offsets = np.asarray(offsets)
-    median = float(np.median(offsets))
-    paired = int(np.sum(offsets <= max_difference))
+    partners = offsets[offsets <= max(period / 2, max_difference)]
+    hint = ('start realsense2_camera with enable_sync:=true (real.launch.py does), both '
+            'streams at one frame rate and stamped by the same clock')
+    if not len(partners):
+        return CheckResult(name, False, f'no colour frame has a depth frame within half a '
+                           f'frame period (nearest {float(np.min(offsets)) * 1000:.0f} ms)',
+                           hint)
+    median = float(np.median(partners))
     detail = (f'median offset {median * 1000:.1f} ms (limit {max_difference * 1000:.0f} ms); '
-              f'{paired} of {len(offsets)} colour frames have their depth frame')
+              f'{len(partners)} of {len(offsets)} colour frames have their depth frame')
     if median > max_difference:
-        return CheckResult('depth/colour pairing', False, detail,
-                           'start realsense2_camera with enable_sync:=true (real.launch.py '
-                           'does) and both streams at one frame rate')
-    return CheckResult('depth/colour pairing', True, detail)
+        return CheckResult(name, False, detail, hint)
+    return CheckResult(name, True, detail)
 
 
 def check_calibration(path, camera_info=None, now=None, max_age_days=30.0,
