@@ -214,10 +214,13 @@ class Preflight:
             request = ChoosePrimitive.Request(heightmap=heightmap_to_msg(
                 np.zeros(size + (3,), np.uint8), np.zeros(size, np.float32), grid,
                 Header(frame_id='base')), epsilon=0.0)
-            future = client.call_async(request)
-            if not self._wait(future, timeout=max(self.args.timeout, 10.0)):
-                return None
-            return int(future.result().action.weights_version)
+            # Twice: under load a response can be lost in transport (the executor retries so).
+            for _ in range(2):
+                future = client.call_async(request)
+                if self._wait(future, timeout=max(self.args.timeout, 10.0)):
+                    return int(future.result().action.weights_version)
+                client.remove_pending_request(future)
+            return None
         finally:
             self.node.destroy_client(client)
 
