@@ -14,6 +14,9 @@ setup(
         ('share/' + package_name + '/config', glob('config/*.yaml')),
         ('share/' + package_name + '/config/drivers', glob('config/drivers/*.yaml')),
         ('share/' + package_name + '/config/calibration', glob('config/calibration/*.yaml')),
+        ('share/' + package_name + '/config/security', glob('config/security/*.xml')),
+        ('share/' + package_name + '/config/security/common',
+         glob('config/security/common/*.xml')),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/rviz', glob('rviz/*.rviz')),
         ('share/' + package_name + '/foxglove', glob('foxglove/*.json')),
@@ -34,6 +37,7 @@ setup(
         'console_scripts': [
             'record = vpg_bringup.recorder_node:main',
             'viewer = vpg_bringup.viewer_node:main',
+            'preflight = vpg_bringup.preflight:main',
         ],
     },
 )

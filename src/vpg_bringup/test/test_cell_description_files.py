@@ -221,6 +221,65 @@ def test_real_gripper_controllers_have_types_and_the_executors_joint():
         '/scaled_joint_trajectory_controller/joint_trajectory')
 
 
+# Interfaces of the knuckle joint the 2F-85's ros2_control hardware exports, at the commit
+# docker/Dockerfile.real pins (PickNikRobotics/ros2_robotiq_gripper 3b6cf8f):
+# robotiq_driver/src/hardware_interface.cpp export_state_interfaces (lines 182-185) and
+# export_command_interfaces (196-206); the mock (mock_components/GenericSystem) exports what
+# robotiq_description/urdf/2f_85.ros2_control.xacro declares (lines 54-60).
+KNUCKLE = 'robotiq_85_left_knuckle_joint'
+GRIPPER_HARDWARE_INTERFACES = {
+    'robotiq_driver': {
+        'command': {f'{KNUCKLE}/{name}' for name in (
+            'position', 'set_gripper_max_velocity', 'set_gripper_max_effort')},
+        'state': {f'{KNUCKLE}/position', f'{KNUCKLE}/velocity'}},
+    'mock': {'command': {f'{KNUCKLE}/position'},
+             'state': {f'{KNUCKLE}/position', f'{KNUCKLE}/velocity'}},
+}
+FULL_STROKE_S = 0.085 / 0.150  # 2F-85: 85 mm stroke at its top speed of 150 mm/s
+
+
+def claimed_interfaces(settings):
+    """
+    Return the interfaces parallel_gripper_action_controller claims, (command, state).
+
+    ros2_controllers kilted: command_interface_configuration / state_interface_configuration
+    of parallel_gripper_action_controller_impl.hpp.
+    """
+    joint = settings['joint']
+    command = {f'{joint}/position'} | {
+        settings[key] for key in ('max_effort_interface', 'max_velocity_interface')
+        if settings.get(key)}
+    names = settings.get('state_interfaces', ['position', 'velocity'])
+    state = {f'{joint}/{name}' for name in names}
+    return command, state
+
+
+@pytest.mark.parametrize('hardware', sorted(GRIPPER_HARDWARE_INTERFACES))
+def test_real_gripper_controller_claims_only_interfaces_the_hardware_exports(hardware):
+    settings = parameters(load_yaml(DRIVERS / 'robotiq_controllers.yaml')[
+        'robotiq_gripper_controller'])
+    command, state = claimed_interfaces(settings)
+    exported = GRIPPER_HARDWARE_INTERFACES[hardware]
+    assert command <= exported['command'], command - exported['command']
+    assert state <= exported['state'], state - exported['state']
+
+
+def test_upstream_gripper_settings_would_not_activate():
+    """What the fix is for: upstream's max_*_interface names exist on neither hardware."""
+    upstream = {'joint': KNUCKLE, 'max_effort_interface': f'{KNUCKLE}/effort',
+                'max_velocity_interface': f'{KNUCKLE}/velocity'}
+    command, _ = claimed_interfaces(upstream)
+    for exported in GRIPPER_HARDWARE_INTERFACES.values():
+        assert not command <= exported['command']
+
+
+def test_gripper_stall_timeout_outlasts_a_full_stroke():
+    settings = parameters(load_yaml(DRIVERS / 'robotiq_controllers.yaml')[
+        'robotiq_gripper_controller'])
+    assert settings['allow_stalling'] is True
+    assert settings['stall_timeout'] > 2 * FULL_STROKE_S
+
+
 def test_moveit_py_settings_name_the_executors_pipelines():
     from vpg_executor.parameters import PARAMETERS
     defaults = {name: default for name, default, _ in PARAMETERS}
@@ -232,6 +291,9 @@ def test_moveit_py_settings_name_the_executors_pipelines():
     assert defaults['moveit.linear_pipeline'] in pipelines
     assert settings['planning_scene_monitor_options']['joint_state_topic'] == (
         defaults['robot.joint_states_topic'])
+    executor = executor_parameters('real.yaml')
+    assert (settings['plan_request_params']['max_velocity_scaling_factor']
+            == executor['moveit.max_velocity_scaling'])
 
 
 # -- xacro ----------------------------------------------------------------------------------

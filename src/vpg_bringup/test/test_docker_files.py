@@ -141,6 +141,19 @@ def test_real_cell_runs_real_launch_with_declared_arguments_on_the_host_network(
                 if isinstance(row.elts[1], ast.Constant) and row.elts[1].value is None}
     given = dict(argument.split(':=', 1) for argument in command[4:])
     assert required and required <= set(given) <= declared
+    assert given['ur_type'] == 'ur5e'  # the cell's arm unless UR_TYPE says otherwise
+
+
+def test_real_cell_passes_the_security_and_discovery_settings():
+    (service,) = [s for p, _, s in services() if p.name == 'compose.real.yaml']
+    environment = {key: interpolate(str(value)) for key, value in service['environment'].items()}
+    assert environment['ROS_SECURITY_ENABLE'] == 'false'
+    assert environment['ROS_SECURITY_STRATEGY'] == 'Enforce'
+    keystore = environment['ROS_SECURITY_KEYSTORE']
+    assert any(interpolate(v).split(':')[1] == keystore for v in service['volumes'])
+    assert environment['ROS_AUTOMATIC_DISCOVERY_RANGE'] in ('SUBNET', 'LOCALHOST', 'OFF',
+                                                            'SYSTEM_DEFAULT')
+    assert 'ROS_STATIC_PEERS' in environment
 
 
 def test_sim_training_command_parses_with_training_run():

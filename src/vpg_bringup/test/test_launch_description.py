@@ -26,7 +26,9 @@ def launch_ros_arguments(kwargs):
             args += ['--params-file', entry]
     for source, target in kwargs['remappings']:
         args += ['-r', f'{source}:={target}']
-    return args
+    # launch_ros puts `ros_arguments` (here only --enclave) in a --ros-args block of their own;
+    # rcl reads every block alike, so their place does not matter.
+    return args + list(kwargs.get('ros_arguments', ()))
 
 
 def all_specs():

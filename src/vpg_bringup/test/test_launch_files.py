@@ -430,10 +430,10 @@ def test_real_launch_starts_the_real_graph_and_the_drivers(backend):
     specs = real_graph('/cal.yaml', weights='/w.safetensors', motion_backend=backend,
                        trainer=True, run_dir='/runs/real')
     nodes = run.our_nodes()
-    # With MoveIt: the MoveIt configuration, then execution-duration monitoring switched on
-    # (ur_moveit_config ships it off, which would leave a stalled trajectory without end).
+    # With MoveIt: the MoveIt configuration, then execution-duration monitoring (off by
+    # default, as ur_moveit_config ships it: the pendant's speed slider slows the scaled JTC).
     extra = {'executor': [{'moveit_stand_in': True}, {
-        'trajectory_execution.execution_duration_monitoring': True,
+        'trajectory_execution.execution_duration_monitoring': False,
         'trajectory_execution.allowed_execution_duration_scaling': 3.0}]} \
         if backend == 'moveit' else {}
     assert [{**n, 'parameters': n['parameters'][:len(e['parameters'])]} for n, e in
@@ -444,7 +444,7 @@ def test_real_launch_starts_the_real_graph_and_the_drivers(backend):
         assert tail == extra.get(node['name'], [])
     included = {(package, launch_file): given for package, launch_file, given in run.includes()}
     arm = included[('ur_robot_driver', 'ur_control.launch.py')]
-    assert arm['robot_ip'] == '10.0.0.2' and arm['ur_type'] == 'ur5'
+    assert arm['robot_ip'] == '10.0.0.2' and arm['ur_type'] == 'ur5e'
     assert arm['launch_rviz'] == 'false'
     assert arm['initial_joint_controller'] in UR_INITIAL_JOINT_CONTROLLERS
     assert arm['description_launchfile'].endswith('launch/vpg_cell_rsp.launch.py')
@@ -484,3 +484,79 @@ def test_rsp_launch_file_gives_ur_rsp_our_description():
     description = given['description_file'].parts()
     assert description == ['/share/vpg_bringup', 'urdf', 'vpg_cell.urdf.xacro']
     assert (PACKAGE_DIR / 'urdf' / 'vpg_cell.urdf.xacro').is_file()
+
+
+def test_ur_type_defaults_to_ur5e_in_the_driver_moveit_and_the_executors_kinematics():
+    from vpg_executor.parameters import build_parameters
+    from vpg_executor.ur_kinematics import MODELS, UR5E
+    import yaml
+    run = LaunchRun('real.launch.py', robot_ip='10.0.0.2', calibration_file='/cal.yaml')
+    assert run.declared['ur_type']['default_value'] == 'ur5e'
+    included = {(p, f): given for p, f, given in run.includes()}
+    assert included[('ur_robot_driver', 'ur_control.launch.py')]['ur_type'] == 'ur5e'
+    calls = {name: args for name, args, _ in MoveItConfigsBuilder.calls}
+    assert calls['robot_description_semantic'][1] == {'name': 'ur5e'}
+    (executor,) = [n for n in run.our_nodes() if n['name'] == 'executor']
+    (config,) = [entry for entry in executor['parameters'] if isinstance(entry, str)]
+    values = yaml.safe_load(Path(config).read_text())['/**/executor']['ros__parameters']
+    values.update(executor_overrides(executor))
+    params = build_parameters(values)
+    assert params.trajectory.model == 'ur5e' and MODELS[params.trajectory.model] is UR5E
+    run5 = LaunchRun('real.launch.py', robot_ip='10.0.0.2', calibration_file='/cal.yaml',
+                     ur_type='ur5')
+    (executor,) = [n for n in run5.our_nodes() if n['name'] == 'executor']
+    assert executor_overrides(executor)['robot.model'] == 'ur5'
+
+
+def executor_overrides(executor):
+    """Return the graph's parameter overrides among an executor Node's parameter entries."""
+    (overrides,) = [entry for entry in executor['parameters']
+                    if isinstance(entry, dict) and 'robot.model' in entry]
+    return overrides
+
+
+def test_gripper_serial_port_reaches_the_description_and_tool_communication():
+    arguments = {'robot_ip': '10.0.0.2', 'calibration_file': '/cal.yaml'}
+    run = LaunchRun('real.launch.py', **arguments)
+    env = {e.args[0]: e.args[1] for e in run.of_type('launch.actions', 'SetEnvironmentVariable')}
+    assert env['VPG_GRIPPER_COM_PORT'] == '/dev/ttyUSB0'
+    xacro = (PACKAGE_DIR / 'urdf' / 'vpg_cell.urdf.xacro').read_text()
+    assert ('name="gripper_com_port" default="$(optenv VPG_GRIPPER_COM_PORT /dev/ttyUSB0)"'
+            in xacro)
+    included = {(p, f): given for p, f, given in run.includes()}
+    assert 'use_tool_communication' not in included[('ur_robot_driver', 'ur_control.launch.py')]
+    run = LaunchRun('real.launch.py', gripper_com_port='/tmp/ttyUR',
+                    use_tool_communication='true', **arguments)
+    env = {e.args[0]: e.args[1] for e in run.of_type('launch.actions', 'SetEnvironmentVariable')}
+    assert env['VPG_GRIPPER_COM_PORT'] == '/tmp/ttyUR'
+    arm = {(p, f): given for p, f, given in run.includes()}[
+        ('ur_robot_driver', 'ur_control.launch.py')]
+    assert (arm['use_tool_communication'], arm['tool_voltage'], arm['tool_device_name']) == (
+        'true', '24', '/tmp/ttyUR')
+
+
+def test_execution_duration_monitoring_is_a_launch_argument():
+    run = LaunchRun('real.launch.py', robot_ip='10.0.0.2', calibration_file='/cal.yaml',
+                    execution_duration_monitoring='true')
+    (executor,) = [n for n in run.our_nodes() if n['name'] == 'executor']
+    assert executor['parameters'][-1] == {
+        'trajectory_execution.execution_duration_monitoring': True,
+        'trajectory_execution.allowed_execution_duration_scaling': 3.0}
+
+
+def test_package_xml_declares_every_package_the_launch_files_start_or_include():
+    import xml.dom.minidom
+    document = xml.dom.minidom.parse(str(PACKAGE_DIR / 'package.xml'))
+    declared = {e.firstChild.data.strip() for e in document.getElementsByTagName('exec_depend')}
+    runs = [LaunchRun('gazebo.launch.py', rviz='true'),
+            LaunchRun('real.launch.py', robot_ip='10.0.0.2', calibration_file='/c.yaml',
+                      rviz='true', launch_move_group='true')]
+    used = {'moveit_configs_utils', 'xacro', 'launch', 'launch_ros'}
+    for run in runs:
+        used |= {package for package, _, _ in run.includes()}
+        used |= {node['package'] for node in run.nodes()}
+    # The controllers and hardware the configuration files name, by their packages.
+    used |= {'parallel_gripper_controller', 'robotiq_controllers', 'robotiq_driver',
+             'robotiq_description', 'ur_description', 'joint_state_broadcaster',
+             'joint_trajectory_controller', 'gz_ros2_control'}
+    assert used - declared == set()

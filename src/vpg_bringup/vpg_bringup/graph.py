@@ -27,6 +27,9 @@ class NodeSpec:
     """(from, to) topic or service name pairs."""
     command: tuple = ()
     """Explicit command instead of the package executable (tests and tools)."""
+    enclave: str = ''
+    """SROS2 enclave (`--enclave`), whose keys and permissions the node uses when
+    ROS_SECURITY_ENABLE is true; empty = the default (root) enclave."""
 
     def ros_arguments(self, config_dir):
         """Build the `--ros-args ...` list equivalent to what launch_ros would pass."""
@@ -39,6 +42,8 @@ class NodeSpec:
             args += ['-p', f'{key}:={format_parameter(value)}']
         for source, target in self.remappings:
             args += ['-r', f'{source}:={target}']
+        if self.enclave:
+            args += ['--enclave', self.enclave]
         return args
 
 
@@ -102,11 +107,13 @@ def _driver_topics(ns):
     """Keep the drivers' absolute topic names inside a cell's namespace (many cells)."""
     if not ns:
         return ()
-    return (('/joint_states', f'{ns}/joint_states'),
-            ('/scaled_joint_trajectory_controller/joint_trajectory',
-             f'{ns}/scaled_joint_trajectory_controller/joint_trajectory'),
-            ('/robotiq_gripper_controller/gripper_cmd',
-             f'{ns}/robotiq_gripper_controller/gripper_cmd')) + _camera_topics(ns)
+    topics = (('/joint_states', f'{ns}/joint_states'),
+              ('/scaled_joint_trajectory_controller/joint_trajectory',
+               f'{ns}/scaled_joint_trajectory_controller/joint_trajectory'),
+              ('/robotiq_gripper_controller/gripper_cmd',
+               f'{ns}/robotiq_gripper_controller/gripper_cmd'),
+              ('/tcp_pose_broadcaster/pose', f'{ns}/tcp_pose_broadcaster/pose'))
+    return topics + _camera_topics(ns)
 
 
 def _camera_topics(ns):
@@ -150,13 +157,26 @@ def viewer_spec(namespace='', port=8765, host='127.0.0.1', parameters=None):
 
 ROBOT_MODELS = ('ur5', 'ur5e')
 """UR types the executor's kinematics know and ur_robot_driver can drive."""
+DEFAULT_UR_TYPE = 'ur5e'
+"""The robot cell's arm (a UR5e); launch/real.launch.py and docker/compose.real.yaml default
+to it, and the executor's kinematics follow the same argument."""
 MOTION_BACKENDS = ('moveit', 'joint_trajectory')
+ENCLAVE_ROOT = '/vpg'
+"""SROS2 enclaves of the robot cell (config/security/vpg_policy.xml) live under this path."""
+
+
+def enclave(name):
+    """Return the SROS2 enclave path of a robot-cell process group, e.g. /vpg/executor."""
+    return f'{ENCLAVE_ROOT}/{name}'
 
 
 def real_graph(calibration_file, weights='', device='auto', motion_backend='moveit',
-               ur_type='ur5', trainer=False, run_dir='', extra=()):
+               ur_type=DEFAULT_UR_TYPE, trainer=False, run_dir='', extra=()):
     """
     Describe our nodes in the robot cell: heightmap, policy, executor and optionally the trainer.
+
+    Each node runs in its own SROS2 enclave (enclave(name)), which config/security/
+    vpg_policy.xml grants exactly what that node needs.
 
     The drivers (ur_robot_driver, realsense2_camera, the Robotiq gripper controller, MoveIt)
     are started by launch/real.launch.py; parameter values come from config/real.yaml and the
@@ -172,14 +192,16 @@ def real_graph(calibration_file, weights='', device='auto', motion_backend='move
     _check_run_dir(trainer, run_dir)
     nodes = [
         NodeSpec('vpg_perception', 'heightmap', 'heightmap', '', ('real.yaml',),
-                 {'calibration_file': calibration_file}),
+                 {'calibration_file': calibration_file}, enclave=enclave('heightmap')),
         NodeSpec('vpg_policy', 'policy', 'policy', '', ('real.yaml',),
-                 {'weights_path': weights, 'device': device}),
+                 {'weights_path': weights, 'device': device}, enclave=enclave('policy')),
         NodeSpec('vpg_executor', 'executor', 'executor', '', ('real.yaml',),
-                 {'motion_backend': motion_backend, 'robot.model': ur_type}),
+                 {'motion_backend': motion_backend, 'robot.model': ur_type},
+                 enclave=enclave('executor')),
     ]
     if trainer:
-        nodes.append(trainer_spec(parameters={'run_dir': run_dir}))
+        nodes.append(replace(trainer_spec(parameters={'run_dir': run_dir}),
+                             enclave=enclave('trainer')))
     return nodes + list(extra)
 
 

@@ -44,6 +44,8 @@ def node_kwargs(spec, config_dir):
               'output': 'screen'}
     if spec.namespace:
         kwargs['namespace'] = spec.namespace
+    if spec.enclave:
+        kwargs['ros_arguments'] = ['--enclave', spec.enclave]
     return kwargs
 
 
@@ -116,16 +118,19 @@ def argument_values(context, arguments):
     return {name: LaunchConfiguration(name).perform(context) for name, _, _ in arguments}
 
 
-def rviz_actions(enabled, use_sim_time=False, namespace=''):
+def rviz_actions(enabled, use_sim_time=False, namespace='', enclave=''):
     """
     Start rviz2 with rviz/vpg.rviz when enabled ('true'/'false' or a bool).
 
     The configuration's topics are relative, so in a cell's namespace RViz shows that cell.
+    enclave: its SROS2 enclave (robot cell), empty = the default one.
     """
     if not (enabled if isinstance(enabled, bool) else as_bool(enabled)):
         return []
     from launch_ros.actions import Node
     kwargs = {'namespace': namespace} if namespace else {}
+    if enclave:
+        kwargs['ros_arguments'] = ['--enclave', enclave]
     return [Node(package='rviz2', executable='rviz2', name='rviz2', output='log',
                  arguments=['-d', os.path.join(share_directory(), 'rviz', RVIZ_CONFIG)],
                  parameters=[{'use_sim_time': use_sim_time}], **kwargs)]

@@ -1,5 +1,12 @@
-"""The executor node's clients: gripper (fake controllers of either action type), policy retry."""
+"""
+The executor node's clients: gripper (fake controllers of either action type), policy retry.
 
+The fake controller answers at once, as parallel_gripper_action_controller does with
+ros2_robotiq_gripper (its "stall" ends a goal stall_timeout after acceptance, before the
+fingers move); fake fingers feed the knuckle position and move only after a delay.
+"""
+
+import itertools
 import threading
 import time
 
@@ -14,18 +21,19 @@ from vpg_executor.gripper_action import action_type, GripperInterface
 from vpg_executor.motion import MotionError
 
 ACTION = '/fake_gripper/gripper_cmd'
+_instances = itertools.count()
 JOINT = 'robotiq_85_left_knuckle_joint'
 
 
 class FakeController:
     """Serves the gripper action; `mode` says how goals end: succeed, abort or hang."""
 
-    def __init__(self, node, interface, mode):
+    def __init__(self, node, interface, mode, action=ACTION):
         self.interface, self.mode = GripperInterface(interface), mode
         self.action = action_type(interface)
         self.goals, self.cancelled = [], threading.Event()
         self.server = ActionServer(
-            node, self.action, ACTION, execute_callback=self._execute,
+            node, self.action, action, execute_callback=self._execute,
             goal_callback=lambda _: GoalResponse.ACCEPT,
             cancel_callback=self._cancel, callback_group=ReentrantCallbackGroup())
 
@@ -59,24 +67,77 @@ class FakeController:
         return self._result(position)
 
 
+class FakeFingers:
+    """
+    Feeds the executor's joint-state cache with the knuckle at 100 Hz.
+
+    Stamped on the wall clock, as a driver stamps /joint_states; the knuckle moves to each goal
+    `delay` s after it arrived.
+
+    speed: rad/s; stop_at: where an object stops the fingers (None: nothing in the way).
+    """
+
+    def __init__(self, cache, controller, delay=0.2, speed=1.5, stop_at=None):
+        self.position, self.delay, self.speed, self.stop_at = 0.0, delay, speed, stop_at
+        self._cache, self._controller = cache, controller
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _target(self):
+        goal = self._controller.goals[-1]
+        target = (goal.position if self._controller.interface is
+                  GripperInterface.GRIPPER_COMMAND else goal.position[0])
+        if self.stop_at is not None and target > self.stop_at:
+            return self.stop_at
+        return target
+
+    def _run(self):
+        goal_count, goal_time, last = 0, None, time.monotonic()
+        while not self._stop.wait(0.01):
+            now = time.monotonic()
+            step, last = self.speed * (now - last), now
+            if len(self._controller.goals) != goal_count:
+                goal_count, goal_time = len(self._controller.goals), now
+            if goal_time is not None and now - goal_time >= self.delay:
+                error = self._target() - self.position
+                self.position += max(-step, min(step, error))
+            self._cache.update([JOINT], [self.position], time.time())
+
+
 @pytest.fixture
 def cell(request):
-    interface, mode, *timeout = request.param
+    interface, mode, *rest = request.param
+    timeout = rest[0] if rest else 1.5
+    fingers_kwargs = rest[1] if len(rest) > 1 else {}
+    # A name of its own per test: a server of the other action type under the same name,
+    # left from the test before, could still be in the discovery data.
+    action = f'{ACTION}_{next(_instances)}'
     context = rclpy.Context()
     rclpy.init(context=context)
     node = ExecutorNode(context=context, parameter_overrides=[
-        Parameter('gripper.action', value=ACTION), Parameter('gripper.interface', value=interface),
-        Parameter('gripper.timeout', value=(timeout or [1.5])[0])])
+        Parameter('gripper.action', value=action), Parameter('gripper.interface', value=interface),
+        Parameter('gripper.timeout', value=timeout)])
     server_node = rclpy.create_node('fake_gripper', context=context)
-    controller = FakeController(server_node, interface, mode)
+    controller = FakeController(server_node, interface, mode, action)
+    controller.fingers = FakeFingers(node._joint_states, controller, **fingers_kwargs)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
     executor.add_node(node)
     executor.add_node(server_node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     try:
+        deadline = time.monotonic() + 10
+        while node._joint_states.get([JOINT]) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert node._gripper_client.wait_for_server(timeout_sec=10.0)
         yield node, controller
     finally:
+        controller.fingers.close()
         executor.shutdown()
         thread.join(timeout=10)
         node.destroy_node()
@@ -94,6 +155,52 @@ def test_goal_of_the_configured_type_reaches_the_controller(cell):
         assert (goal.position, goal.max_effort) == pytest.approx((0.6, 40.0))
     else:
         assert list(goal.name) == [JOINT] and list(goal.position) == pytest.approx([0.6])
+
+
+@pytest.mark.parametrize('cell', [(i.value, 'succeed', 5.0) for i in GripperInterface],
+                         indirect=True)
+def test_command_returns_once_the_fingers_settled_not_when_the_result_came(cell):
+    """The result comes at once; the fingers start 0.2 s later and need 0.53 s to close."""
+    node, controller = cell
+    started = time.monotonic()
+    node._gripper_command(0.79, 40.0)
+    elapsed = time.monotonic() - started
+    assert node._joint_states.get([JOINT])[0] == pytest.approx(0.79, abs=0.02)
+    assert controller.fingers.position == pytest.approx(0.79, abs=0.02)
+    assert elapsed >= 0.2 + 0.79 / 1.5
+    node._gripper_command(0.0, 40.0)
+    assert node._joint_states.get([JOINT])[0] == pytest.approx(0.0, abs=0.02)
+
+
+@pytest.mark.parametrize('cell', [('parallel_gripper_command', 'succeed', 5.0,
+                                   {'stop_at': 0.4})], indirect=True)
+def test_fingers_stopped_by_an_object_count_as_settled(cell):
+    node, _ = cell
+    started = time.monotonic()
+    node._gripper_command(0.79, 40.0)
+    assert node._joint_states.get([JOINT])[0] == pytest.approx(0.4, abs=0.01)
+    assert time.monotonic() - started < 0.2 + 0.4 / 1.5 + 1.0
+
+
+@pytest.mark.parametrize('cell', [('parallel_gripper_command', 'succeed', 5.0,
+                                   {'delay': 100.0})], indirect=True)
+def test_fingers_that_never_move_are_blocked_after_the_start_timeout(cell):
+    node, _ = cell
+    started = time.monotonic()
+    node._gripper_command(0.79, 40.0)
+    elapsed = time.monotonic() - started
+    defaults = node.params.gripper_settle
+    # start_timeout runs on the joint states' stamps (the newest is up to 10 ms old)
+    assert defaults.start_timeout - 0.05 <= elapsed < defaults.start_timeout + 1.0
+    assert node._joint_states.get([JOINT])[0] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize('cell', [('parallel_gripper_command', 'succeed', 3.0,
+                                   {'speed': 0.1})], indirect=True)
+def test_fingers_still_moving_at_the_timeout_are_an_error(cell):
+    node, _ = cell
+    with pytest.raises(MotionError, match='fingers did not settle within gripper.timeout'):
+        node._gripper_command(0.79, 40.0)
 
 
 @pytest.mark.parametrize('cell', [('parallel_gripper_command', 'abort')], indirect=True)

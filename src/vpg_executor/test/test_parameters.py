@@ -1,5 +1,7 @@
 """Executor parameters: declared once with descriptions, validated into the core's configs."""
 
+import math
+
 import pytest
 import rclpy
 from vpg_executor.parameters import build_parameters, declare_parameters, PARAMETERS
@@ -48,3 +50,32 @@ def test_node_declares_every_parameter():
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_moveit_velocity_scaling_above_the_safety_joint_speed_refuses_to_start():
+    """The UR's pi rad/s, scaled by MoveIt: 0.2 x pi = 0.63 rad/s would break 0.5 rad/s."""
+    real = {'motion_backend': 'moveit', 'safety.max_joint_speed': 0.5}
+    with pytest.raises(ValueError, match='exceeds safety.max_joint_speed 0.5 rad/s.*0.159'):
+        build_parameters({**real, 'moveit.max_velocity_scaling': 0.2})
+    params = build_parameters({**real, 'moveit.max_velocity_scaling': 0.15})
+    assert params.moveit.max_velocity_scaling * math.pi <= params.envelope.max_joint_speed
+    # The joint-trajectory backend times its own moves within max_joint_speed: no MoveIt check.
+    build_parameters({**real, 'motion_backend': 'joint_trajectory',
+                      'moveit.max_velocity_scaling': 0.2})
+
+
+def test_real_cell_configuration_passes_the_velocity_check():
+    from pathlib import Path
+    import yaml
+    config = Path(__file__).resolve().parents[2] / 'vpg_bringup' / 'config' / 'real.yaml'
+    values = yaml.safe_load(config.read_text())['/**/executor']['ros__parameters']
+    params = build_parameters(values)
+    assert params.motion_backend == 'moveit'
+    assert params.trajectory.model == 'ur5e'
+
+
+def test_gripper_settle_settings_reach_the_config_and_bad_ones_raise():
+    params = build_parameters({'gripper.settle_time': 0.3, 'gripper.motion_start_timeout': 1.0})
+    assert (params.gripper_settle.still_time, params.gripper_settle.start_timeout) == (0.3, 1.0)
+    with pytest.raises(ValueError, match='settle'):
+        build_parameters({'gripper.settle_tolerance': 0.0})

@@ -32,8 +32,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vpg_executor.ur_kinematics import (forward_kinematics, inverse_kinematics, MODELS,
                                         nearest_solution)
 from vpg_perception.calibration import (calibration_grid, CameraCalibration, fit_camera_pose,
-                                        load_calibration, observe_marker, pose_difference,
-                                        save_calibration, top_down_tool_pose)
+                                        intrinsics_comment, load_calibration, observe_marker,
+                                        pose_difference, save_calibration,
+                                        top_down_tool_pose)
 from vpg_perception.conversions import (color_image_to_rgb, depth_image_to_metres,
                                         ImageConversionError)
 from vpg_perception.frame_sync import FramePairer, Stream
@@ -190,6 +191,7 @@ class CalibrationTool(Node):
         self._changed = threading.Condition()
         self._joints = None       # (6,) in ARM_JOINTS order
         self._intrinsics = None
+        self._image_size = None
         self._frame = None        # (stamp_ns, colour msg, depth msg), newest pair
         self._pairer = FramePairer(int(round(p.max_stamp_difference * _NS)))
         self.create_subscription(JointState, p.joint_states_topic, self._on_joint_state, 10)
@@ -222,6 +224,7 @@ class CalibrationTool(Node):
             return
         with self._changed:
             self._intrinsics = intrinsics
+            self._image_size = (msg.width, msg.height)
             self._changed.notify_all()
 
     def _on_image(self, stream, msg):
@@ -343,8 +346,11 @@ class CalibrationTool(Node):
                    f'depth scale {fit.depth_scale:.5f}')
         calibration = CameraCalibration(fit.base_T_camera, fit.depth_scale, p.frame_id,
                                         p.camera_frame_id)
+        k = self._intrinsics
         save_calibration(p.output_file, calibration,
-                         comments=[f'Written by the calibrate tool ({p.model}): {summary}.'])
+                         comments=[f'Written by the calibrate tool ({p.model}): {summary}.',
+                                   intrinsics_comment(self._image_size[0], self._image_size[1],
+                                                      k[0, 0], k[1, 1], k[0, 2], k[1, 2])])
         log.info(f'wrote {p.output_file}: {summary}')
         if p.reference_file:
             reference = load_calibration(p.reference_file)

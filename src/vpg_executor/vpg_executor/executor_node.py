@@ -153,9 +153,16 @@ class ExecutorNode(Node):
         if not self._gripper_client.wait_for_server(timeout_sec=timeout):
             raise MotionError(f'gripper action {self.params.values["gripper.action"]} '
                               f'not available within {timeout} s')
+        joint = self.params.values['gripper.joint']
         goal = gripper_action.make_goal(self._gripper_action, self._gripper_interface,
-                                        self.params.values['gripper.joint'], position,
-                                        max_effort)
+                                        joint, position, max_effort)
+        started = time.monotonic()
+        start = self._joint_states.get([joint])
+        if start is None:
+            raise MotionError(f'no joint state for {joint}: cannot tell when the fingers '
+                              'have moved')
+        settle = gripper_action.SettleDetector(position, start[0], self._joint_states.now(),
+                                               self.params.gripper_settle)
         sent = self._gripper_client.send_goal_async(goal)
         if not wait_future(sent, timeout, self._stopping) or not sent.result().accepted:
             self._raise_if_stopping(MotionError)
@@ -176,6 +183,24 @@ class ExecutorNode(Node):
             self.get_logger().warning(
                 f'gripper goal to {position:.3f} ended with status '
                 f'{_STATUS_NAMES.get(status, status)}; finger at {finger:.3f}')
+        self._wait_for_fingers(settle, joint, timeout - (time.monotonic() - started))
+
+    def _wait_for_fingers(self, settle, joint, timeout):
+        """
+        Return once the knuckle position has settled (SettleDetector), not when the action ends.
+
+        The controller may report success before the fingers move (see SettleDetector).
+        """
+        settled = self._joint_states.wait_for(
+            [joint], lambda q: settle.update(self._joint_states.now(), q[0]),
+            max(timeout, settle.config.still_time))
+        if settled is None:
+            self._raise_if_stopping(MotionError)
+            current = self._joint_states.get([joint])
+            raise MotionError(
+                f'fingers did not settle within gripper.timeout after the goal to '
+                f'{settle.target:.3f} (knuckle at '
+                f'{"unknown" if current is None else f"{current[0]:.3f}"})')
 
     def stop(self):
         """End the waits of a goal in progress at once, so that the process can exit."""

@@ -37,6 +37,7 @@ joint-trajectory backend.
 
 import copy
 from dataclasses import dataclass
+import math
 
 from geometry_msgs.msg import Pose, PoseStamped
 import numpy as np
@@ -60,6 +61,30 @@ MOVEIT_ERROR_CODES = {
 }
 
 TABLE_OBJECT_ID = 'vpg_table'
+UR_JOINT_VELOCITY_LIMIT = math.pi
+"""rad/s, every joint of the UR5 and UR5e: `max_velocity: !degrees 180.0` in ur_description's
+config/ur5/joint_limits.yaml and config/ur5e/joint_limits.yaml (ur_moveit_config's
+joint_limits.yaml adds only acceleration limits), the limits MoveIt's time parametrisation
+scales by max_velocity_scaling."""
+
+
+def check_velocity_scaling(scaling, joint_velocity_limit, max_joint_speed):
+    """
+    Refuse a MoveIt velocity scaling whose plans would break the safety envelope's joint speed.
+
+    MoveIt times a plan up to scaling x joint_velocity_limit (rad/s); the backend rejects every
+    plan faster than max_joint_speed, so a larger product would make most plans fail at run
+    time. Raises ValueError naming the largest scaling that fits.
+    """
+    if joint_velocity_limit <= 0:
+        raise ValueError(f'moveit.joint_velocity_limit must be > 0, got {joint_velocity_limit}')
+    fastest = scaling * joint_velocity_limit
+    if fastest > max_joint_speed * (1 + 1e-9):
+        raise ValueError(
+            f'moveit.max_velocity_scaling {scaling} x joint velocity limit '
+            f'{joint_velocity_limit:.3f} rad/s = {fastest:.3f} rad/s exceeds '
+            f'safety.max_joint_speed {max_joint_speed} rad/s: MoveIt would plan moves the '
+            f'executor refuses; use at most {max_joint_speed / joint_velocity_limit:.3f}')
 
 
 @dataclass(frozen=True)

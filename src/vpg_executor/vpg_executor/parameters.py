@@ -10,15 +10,17 @@ from dataclasses import dataclass
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 
-from vpg_executor.gripper_action import parse_interface
+from vpg_executor.gripper_action import parse_interface, SettleConfig
 from vpg_executor.motion import TrajectoryConfig
-from vpg_executor.moveit_backend import MoveItConfig
+from vpg_executor.moveit_backend import (check_velocity_scaling, MoveItConfig,
+                                         UR_JOINT_VELOCITY_LIMIT)
 from vpg_executor.primitives import PrimitiveConfig
 from vpg_executor.rewards import RewardConfig
 from vpg_executor.safety import SafetyEnvelope
 
 _T, _P, _R, _S = TrajectoryConfig(), PrimitiveConfig(), RewardConfig(), SafetyEnvelope()
 _M = MoveItConfig()
+_G = SettleConfig()
 
 PARAMETERS = [
     # name, default, description
@@ -52,14 +54,25 @@ PARAMETERS = [
     ('gripper.action', '/robotiq_gripper_controller/gripper_cmd',
      'Action server of the gripper controller'),
     ('gripper.interface', 'parallel_gripper_command',
-     "Its action type: 'parallel_gripper_command' (control_msgs/ParallelGripperCommand, "
-     "ros2_robotiq_gripper from Kilted on) or 'gripper_command' (control_msgs/GripperCommand, "
-     'up to Jazzy)'),
+     "Its action type: 'parallel_gripper_command' (control_msgs/ParallelGripperCommand: "
+     "ros2_robotiq_gripper's parallel_gripper_action_controller, Jazzy and later) or "
+     "'gripper_command' (control_msgs/GripperCommand: position_controllers/"
+     'GripperActionController, its configuration before Nov 2025 and on Humble)'),
     ('gripper.joint', _T.gripper_joint, 'Finger joint reported in joint states'),
     ('gripper.closed_position', _T.gripper_closed_position,
      'Finger joint position when closed on nothing'),
     ('gripper.max_effort', _T.gripper_max_effort, 'Gripper effort limit sent with commands'),
-    ('gripper.timeout', 5.0, 'Seconds to wait for a gripper command result'),
+    ('gripper.timeout', 5.0,
+     'Seconds to wait for a gripper command result and for the fingers to settle'),
+    ('gripper.settle_time', _G.still_time,
+     'Seconds the finger joint must stay still before a gripper command counts as done (the '
+     "controller's result may come before the fingers move)"),
+    ('gripper.settle_tolerance', _G.tolerance,
+     'Finger joint motion (rad) below which it counts as still'),
+    ('gripper.target_tolerance', _G.target_tolerance,
+     'Finger joint distance (rad) from the command at which it has arrived'),
+    ('gripper.motion_start_timeout', _G.start_timeout,
+     'Seconds after which fingers that never moved count as blocked (settled)'),
     ('safety.x_min', _S.x_min, 'Envelope box for TCP targets, base frame, m'),
     ('safety.x_max', _S.x_max, 'Envelope box, m'),
     ('safety.y_min', _S.y_min, 'Envelope box, m'),
@@ -113,6 +126,9 @@ PARAMETERS = [
     ('moveit.planning_time', _M.planning_time, 'Seconds allowed per plan'),
     ('moveit.planning_attempts', _M.planning_attempts, 'Planning attempts per request'),
     ('moveit.max_velocity_scaling', _M.max_velocity_scaling, 'Velocity scaling, 0..1'),
+    ('moveit.joint_velocity_limit', UR_JOINT_VELOCITY_LIMIT,
+     "The robot model's joint velocity limit MoveIt scales, rad/s (ur_description: pi for "
+     'UR5 and UR5e); max_velocity_scaling x this must not exceed safety.max_joint_speed'),
     ('moveit.max_acceleration_scaling', _M.max_acceleration_scaling,
      'Acceleration scaling, 0..1'),
     ('moveit.path_tolerance', _M.path_tolerance,
@@ -135,6 +151,7 @@ class ExecutorParameters:
     rewards: RewardConfig
     moveit: MoveItConfig
     values: dict
+    gripper_settle: SettleConfig = _G
 
 
 def declare_parameters(node):
@@ -204,5 +221,12 @@ def build_parameters(values):
         max_acceleration_scaling=v['moveit.max_acceleration_scaling'],
         path_tolerance=v['moveit.path_tolerance'], table=v['moveit.table'],
         table_top_z=v['moveit.table_top_z'], table_size=tuple(v['moveit.table_size']))
+    if v['motion_backend'] == 'moveit':
+        check_velocity_scaling(moveit.max_velocity_scaling, v['moveit.joint_velocity_limit'],
+                               envelope.max_joint_speed)
+    settle = SettleConfig(still_time=v['gripper.settle_time'],
+                          tolerance=v['gripper.settle_tolerance'],
+                          target_tolerance=v['gripper.target_tolerance'],
+                          start_timeout=v['gripper.motion_start_timeout'])
     return ExecutorParameters(v['motion_backend'], v['cell_name'], trajectory, envelope,
-                              primitives, rewards, moveit, v)
+                              primitives, rewards, moveit, v, settle)

@@ -20,6 +20,7 @@ cv2 (marker detection); no ROS.
 from dataclasses import dataclass
 import math
 from pathlib import Path
+import re
 
 import cv2
 import numpy as np
@@ -138,6 +139,28 @@ def load_calibration(path):
     pose[:3, 3] = translation
     return CameraCalibration(base_T_camera=pose, depth_scale=depth_scale,
                              frame_id=data['frame_id'], camera_frame_id=data['camera_frame_id'])
+
+
+INTRINSICS_COMMENT = re.compile(
+    r'^#\s*intrinsics:\s*width\s+(\d+)\s+height\s+(\d+)\s+fx\s+(\S+)\s+fy\s+(\S+)'
+    r'\s+cx\s+(\S+)\s+cy\s+(\S+)', re.M)
+"""The comment line `calibrate` writes about the camera it calibrated (the file's keys stay
+the pose alone, so older readers keep working)."""
+
+
+def intrinsics_comment(width, height, fx, fy, cx, cy):
+    """Return the comment (without '# ') recording the camera a calibration was made with."""
+    return (f'intrinsics: width {int(width)} height {int(height)} fx {fx:.3f} fy {fy:.3f} '
+            f'cx {cx:.3f} cy {cy:.3f}')
+
+
+def recorded_intrinsics(text):
+    """(width, height, fx, fy, cx, cy) from a calibration file's text, or None."""
+    match = INTRINSICS_COMMENT.search(text)
+    if not match:
+        return None
+    return (int(match.group(1)), int(match.group(2))) + tuple(
+        float(v) for v in match.groups()[2:])
 
 
 def calibration_to_yaml(calibration, comments=()):

@@ -468,6 +468,12 @@ class Cell:
     def tool_axis(self):
         """Direction (3,) of tool0's z axis in the base frame (down for a top-down tool)."""
         return self.data.site_xmat[self._tool_site].reshape(3, 3)[:, 2].copy()
+    def tool0_pose(self):
+        """tool0 (the flange) in the base frame: position (3,) m, quaternion (w, x, y, z)."""
+        site = self.data.site(scene.TOOL_SITE)
+        quaternion = np.zeros(4)
+        mujoco.mju_mat2Quat(quaternion, site.xmat)
+        return site.xpos.copy(), quaternion
 
     def finger_position(self):
         """Finger (driver) joint angle, rad: ~0 open, ~0.78 closed on nothing."""

@@ -42,7 +42,7 @@ import signal
 import threading
 import time
 
-from geometry_msgs.msg import WrenchStamped
+from geometry_msgs.msg import PoseStamped, WrenchStamped
 import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
@@ -129,6 +129,9 @@ DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
 # frame_id tool0_controller (ur_robot_driver/config/ur_controllers.yaml).
 WRENCH_TOPIC = '/force_torque_sensor_broadcaster/wrench'
 WRENCH_FRAME = 'tool0_controller'
+TCP_POSE_TOPIC = '/tcp_pose_broadcaster/pose'
+TCP_POSE_EVERY = 5
+"""Publish the tool pose with every 5th joint state (10-20 Hz): every message costs CPU."""
 _SERVICE_TIMEOUT = 60.0  # s of wall time a reset may take to settle
 _REST_FRAME_DWELL = 0.03  # s of simulated stillness before the extra rest frame
 
@@ -339,6 +342,11 @@ class SimNode(Node):
         self._clock_pub = self.create_publisher(Clock, '/clock', 10)
         self._joint_pub = self.create_publisher(JointState, '/joint_states', 10)
         self._wrench_pub = self.create_publisher(WrenchStamped, WRENCH_TOPIC, 10)
+        # As ur_robot_driver's tcp_pose_broadcaster: tool0 in `base`, the pose the robot
+        # itself computes (the preflight compares the kinematics of ur_type with it).
+        self._tcp_pub = self.create_publisher(PoseStamped, TCP_POSE_TOPIC, 10)
+        self._tcp_msg = PoseStamped()
+        self._tcp_msg.header.frame_id = 'base'
         # Reliable, as realsense2_camera's default image QoS (SYSTEM_DEFAULT); depth 10 keeps a
         # frame for a reader that falls behind by a few frames under load instead of dropping it.
         self._color_pub = self.create_publisher(Image, COLOR_TOPIC, 10)
@@ -497,6 +505,15 @@ class SimNode(Node):
         w.torque.x, w.torque.y, w.torque.z = (float(v) for v in torque)
         return msg
 
+    def _tcp_pose(self, stamp, cell):
+        msg = self._tcp_msg
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+        position, (w, x, y, z) = cell.tool0_pose()
+        p, o = msg.pose.position, msg.pose.orientation
+        p.x, p.y, p.z = (float(v) for v in position)
+        o.w, o.x, o.y, o.z = float(w), float(x), float(y), float(z)
+        return msg
+
     def _physics_loop(self):
         p = self.params
         cell = self._cell
@@ -507,6 +524,7 @@ class SimNode(Node):
                                 rest_dwell=_REST_FRAME_DWELL, start=cell.time)
         pacer = Pacer()
         recoveries = cell.instability_recoveries
+        joint_count = 0
         try:
             while not self._stop.is_set():
                 with self._lock:
@@ -524,8 +542,12 @@ class SimNode(Node):
                     if clock.due(now):
                         clock_msg = self._clock_msg
                         clock_msg.clock.sec, clock_msg.clock.nanosec = stamp
+                    tcp_msg = None
                     if joints.due(now):
                         joint_msg = self._joint_state(stamp, cell)
+                        joint_count += 1
+                        if joint_count % TCP_POSE_EVERY == 0:
+                            tcp_msg = self._tcp_pose(stamp, cell)
                     if wrenches.due(now):
                         wrench_msg = self._wrench(stamp, cell)
                     self._update_waiters(now)
@@ -541,6 +563,8 @@ class SimNode(Node):
                     self._joint_pub.publish(joint_msg)
                 if wrench_msg is not None:
                     self._wrench_pub.publish(wrench_msg)
+                if tcp_msg is not None:
+                    self._tcp_pub.publish(tcp_msg)
                 if snapshot is not None:
                     self._offer_frame(snapshot)
                 rate = pace_rate(p.real_time_factor, p.idle_real_time_factor, at_rest)
