@@ -468,6 +468,7 @@ class Cell:
     def tool_axis(self):
         """Direction (3,) of tool0's z axis in the base frame (down for a top-down tool)."""
         return self.data.site_xmat[self._tool_site].reshape(3, 3)[:, 2].copy()
+
     def tool0_pose(self):
         """tool0 (the flange) in the base frame: position (3,) m, quaternion (w, x, y, z)."""
         site = self.data.site(scene.TOOL_SITE)
