@@ -101,12 +101,14 @@ def test_command_line_reads_both_formats_and_writes_json(tmp_path, capsys):
     vpg.write_text(CUBE_VPG)
     out = tmp_path / 'oracle.json'
     assert oracle.main([str(ours), str(vpg), '--out', str(out), '--no-pushes',
-                        '--grasp-step', '30']) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith('oracle 1/2 ours: ') and 'left' in lines[0]
-    assert lines[1].startswith('oracle 2/2 vpg: ')
-    cases = json.loads(out.read_text())['cases']
-    assert set(cases) == {'ours', 'vpg'}
+                        '--grasp-step', '30', '--jobs', '2']) == 0
+    lines = sorted(capsys.readouterr().out.splitlines())
+    assert lines[0].startswith('oracle 1/2 ') and 'left' in lines[0]
+    assert lines[1].startswith('oracle 2/2 ')
+    assert {line.split()[2] for line in lines} == {'ours:', 'vpg:'}
+    written = json.loads(out.read_text())
+    cases = written['cases']
+    assert list(cases) == ['ours', 'vpg'] and written['search']['grasp_step_m'] == 0.06
     for record in cases.values():
         assert record['candidates'] == 16  # one cell of the 60 mm grid on each cube
         assert 0.0 <= record['first_grasp_success'] <= 1.0

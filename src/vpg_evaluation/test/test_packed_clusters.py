@@ -1,4 +1,4 @@
-"""Packed-cluster training scenes: seeded, inside the workspace, apart, never an evaluation case."""
+"""Packed-cluster training scenes: seeded, in the workspace, apart, never an evaluation case."""
 
 import numpy as np
 import pytest

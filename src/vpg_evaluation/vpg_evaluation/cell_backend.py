@@ -46,7 +46,7 @@ def sim_config_path():
 
 def graph_parameters(path=None):
     """
-    The sim graph's parameter values: (sim node's dict, executor's dict).
+    Read the sim graph's parameter values: (sim node's dict, executor's dict).
 
     Read from the `/**/sim` and `/**/executor` sections of config/sim.yaml (or `path`).
     """

@@ -1,5 +1,5 @@
 """
-Graspability oracle: can any first grasp succeed in a scene, and does some push make one succeed?
+Graspability oracle: whether any first grasp succeeds in a scene, and whether a push helps.
 
 MuJoCo continues exactly from a copied state, so the cell can try every candidate action from
 the same scene. For a test case the oracle places the blocks, lets them settle, sends the arm
@@ -25,20 +25,21 @@ home and saves the state (`Cell.save_state`). Then, each time from that state:
 """
 
 import argparse
+from concurrent.futures import as_completed, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 import json
 import math
+import multiprocessing
 from pathlib import Path
 import time
 
 import mujoco
 import numpy as np
+from vpg_evaluation.cell_backend import CellRobot
 from vpg_executor.motion import MotionError
 from vpg_executor.safety import TargetRejected
 from vpg_perception.grid import HeightmapGrid
 from vpg_sim import blocks
-
-from vpg_evaluation.cell_backend import CellRobot
 
 NUM_ROTATIONS = 16
 
@@ -272,37 +273,65 @@ def _format_seconds(seconds):
     return f'{int(seconds) // 60}:{int(seconds) % 60:02d}'
 
 
-def run_cases(paths, config=OracleConfig(), out=None, pushes=True, print_fn=print):
-    """Run the oracle on case files; write `out` (JSON) after each case; return the dict."""
-    oracle = Oracle(config)
-    results = {'cases': {}}
+_WORKER = {}
+
+
+def _run_case(path, config, pushes):
+    """Run one case file in this process (one Oracle, hence one cell, per process)."""
+    oracle = _WORKER.get(config)
+    if oracle is None:
+        oracle = _WORKER[config] = Oracle(config)
+    record = asdict(oracle.run(blocks.load_test_case(path), pushes=pushes))
+    record['first_grasp_success'] = round(record['first_grasp_success'], 4)
+    record['seconds'] = round(record['seconds'], 1)
+    return record
+
+
+def run_cases(paths, config=OracleConfig(), out=None, pushes=True, jobs=1, print_fn=print):
+    """
+    Run the oracle on case files, `jobs` of them at a time in worker processes (1: here).
+
+    Prints a progress line per case and writes `out` (JSON) after each; returns the dict.
+    """
+    paths = [Path(path) for path in paths]
+    records = {}
     start = time.monotonic()
-    for done, path in enumerate(paths, start=1):
-        path = Path(path)
-        result = oracle.run(blocks.load_test_case(path), pushes=pushes)
-        record = asdict(result)
-        record['first_grasp_success'] = round(record['first_grasp_success'], 4)
-        record['seconds'] = round(record['seconds'], 1)
-        results['cases'][path.stem] = record
+
+    def finished(path, record):
+        records[path.stem] = record
+        done = len(records)
         elapsed = time.monotonic() - start
         left = elapsed / done * (len(paths) - done)
-        push = 'yes' if result.push_then_grasp else (
+        push = 'yes' if record['push_then_grasp'] else (
             'not found' if pushes else 'not searched')
-        print_fn(f'oracle {done}/{len(paths)} {path.stem}: {result.candidates} candidates, '
-                 f'first grasps {100 * result.first_grasp_success:.1f} % '
-                 f'{"" if result.first_grasp_complete else "(at least) "}'
-                 f'succeed, push then grasp {push} ({result.pushes_tried} pushes); '
-                 f'{result.seconds:.0f} s, elapsed {_format_seconds(elapsed)}, '
+        print_fn(f'oracle {done}/{len(paths)} {path.stem}: {record["candidates"]} candidates, '
+                 f'first grasps {100 * record["first_grasp_success"]:.1f} % '
+                 f'{"" if record["first_grasp_complete"] else "(at least) "}'
+                 f'succeed, push then grasp {push} ({record["pushes_tried"]} pushes); '
+                 f'{record["seconds"]:.0f} s, elapsed {_format_seconds(elapsed)}, '
                  f'left ~{_format_seconds(left)}', flush=True)
         if out is not None:
-            results['grid'] = grid_description(config)
+            ordered = {p.stem: records[p.stem] for p in paths if p.stem in records}
             Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(json.dumps(results, indent=1) + '\n', encoding='utf-8')
-    return results
+            Path(out).write_text(json.dumps({'cases': ordered,
+                                             'search': grid_description(config)}, indent=1)
+                                 + '\n', encoding='utf-8')
+
+    if jobs <= 1:
+        for path in paths:
+            finished(path, _run_case(path, config, pushes))
+    else:
+        context = multiprocessing.get_context('spawn')
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(_run_case, path, config, pushes): path for path in paths}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
+    return {'cases': {p.stem: records[p.stem] for p in paths},
+            'search': grid_description(config)}
 
 
 def grid_description(config):
-    """The search settings, for the output file."""
+    """Describe the search settings for the output file."""
     resolution = config.grid.resolution
     return {'grasp_step_m': config.grasp_step_px * resolution,
             'push_step_m': config.push_step_px * resolution, 'rotations': NUM_ROTATIONS,
@@ -314,7 +343,7 @@ def grid_description(config):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('cases', nargs='+', metavar='CASE',
-                        help='test case files (our format or VPG\'s)')
+                        help="test case files (our format or VPG's)")
     parser.add_argument('--out', default=None, help='write the results to this JSON file')
     parser.add_argument('--grasp-step', type=int, default=OracleConfig.grasp_step_px,
                         help='grasp grid spacing in heightmap cells of 2 mm (default '
@@ -324,6 +353,8 @@ def main(argv=None):
     parser.add_argument('--max-pushes', type=int, default=OracleConfig.max_pushes,
                         help='pushes tried at most per case (default %(default)s)')
     parser.add_argument('--no-pushes', action='store_true', help='first grasps only')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='cases run at once, each in its own process (default 1)')
     parser.add_argument('--stop-above', type=float, default=1.0,
                         help='end the first-grasp pass once more than this fraction succeeded '
                              '(for screening designs; default 1 = try all)')
@@ -331,11 +362,11 @@ def main(argv=None):
     for path in args.cases:
         if not Path(path).is_file():
             parser.error(f'no such case file: {path}')
-    if args.grasp_step < 1 or args.push_step < 1 or args.max_pushes < 0:
-        parser.error('grid steps must be >= 1 and --max-pushes >= 0')
+    if args.grasp_step < 1 or args.push_step < 1 or args.max_pushes < 0 or args.jobs < 1:
+        parser.error('grid steps and --jobs must be >= 1, --max-pushes >= 0')
     config = OracleConfig(grasp_step_px=args.grasp_step, push_step_px=args.push_step,
                           max_pushes=args.max_pushes, stop_above=args.stop_above)
-    run_cases(args.cases, config, args.out, pushes=not args.no_pushes)
+    run_cases(args.cases, config, args.out, pushes=not args.no_pushes, jobs=args.jobs)
     return 0
 
 

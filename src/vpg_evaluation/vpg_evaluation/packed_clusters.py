@@ -25,9 +25,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-from vpg_sim import blocks
-
 from vpg_evaluation import case_layouts as layouts
+from vpg_sim import blocks
 
 TAG = 0x7AC1  # stream tag: packed-cluster scenes only
 RESTS = ('cube', 'cube', 'cube', 'long_cuboid_lying', 'long_cuboid_standing',
@@ -60,7 +59,7 @@ def _cluster(rng, max_blocks):
 
 
 def _place(rng, cluster_blocks, taken):
-    """A Cluster of the blocks at a random turn and spot inside the workspace, or None."""
+    """Place the blocks at a random turn and spot inside the workspace: a Cluster, or None."""
     x_lo, x_hi = layouts.WORKSPACE_X
     y_lo, y_hi = layouts.WORKSPACE_Y
     for _ in range(_PLACEMENT_TRIES):
@@ -153,7 +152,7 @@ def _same_orientation(shape, a, b, tolerance=0.003):
 
 
 def evaluation_cases():
-    """ObjectSpec lists of the bundled challenging cases."""
+    """Load the bundled challenging cases (a list of ObjectSpec lists)."""
     from vpg_evaluation.harness import bundled_cases
     return [blocks.load_test_case(path) for path in bundled_cases()]
 
