@@ -13,9 +13,10 @@ home and saves the state (`Cell.save_state`). Then, each time from that state:
   parallel-jaw grasp at rotation i and i + 8 is the same motion (the wrist turns the jaw
   modulo 180°), so each pair is run once and counted twice.
 * **push, then grasp**: pushes with the executor's push primitive from table cells within
-  3 cm of an object (the push mask's margin) on a coarser grid × 16 directions, those aimed at
-  the nearest object first; after a push that moved a block by more than 5 mm, grasps at the
-  pixel under the centre of each moved block (largest move first) × the 8 distinct rotations.
+  3 cm of an object (the push mask's margin) on a grid × 16 directions, those aimed at the
+  nearest object first; after a push that moved a block by more than 5 mm relative to the
+  others (a push sliding a whole cluster separates nothing), grasps at the cell under the
+  centre of each such block (largest first, at most 3) × the 8 distinct rotations.
   The search stops at the first push after which a grasp succeeds, so `push_then_grasp` false
   means none was found within the search limits, not that none exists.
 
@@ -48,16 +49,17 @@ NUM_ROTATIONS = 16
 class OracleConfig:
     """Search grid and limits; pixel counts are heightmap cells of `grid.resolution`."""
 
-    grasp_step_px: int = 10
-    """Grasp candidates on every grasp_step_px-th cell in x and y (10 = 20 mm)."""
-    push_step_px: int = 10
-    """Push starts on every push_step_px-th cell (10 = 20 mm)."""
+    grasp_step_px: int = 15
+    """Grasp candidates on every grasp_step_px-th cell in x and y (15 = 30 mm)."""
+    push_step_px: int = 15
+    """Push starts on every push_step_px-th cell (15 = 30 mm)."""
     min_object_height: float = 0.01
     """m; cells higher than this are objects (the policy's action mask)."""
     push_margin: float = 0.03
     """m; a push may start on a table cell at most this far from an object (the push mask)."""
     moved_threshold: float = 0.005
-    """m; a push that moves no block farther than this is not followed by grasps."""
+    """m; a push that moves no block farther than this relative to the others (see
+    `separation`) is not followed by grasps."""
     max_pushes: int = 120
     """Pushes tried at most per case before push_then_grasp is given up as not found."""
     max_blocks_per_push: int = 3
@@ -101,6 +103,21 @@ def surface_heights(cell, grid, rows, cols):
                                  True, -1, geom)
         heights[k] = max(0.0, 0.5 - distance) if distance >= 0 else 0.0
     return heights
+
+
+def separation(before, after):
+    """
+    How far (m) each block moved relative to the others: |d_i - median d| over blocks (N,).
+
+    A push that slides a whole cluster moves every block alike and separates none; a block
+    that left the scene counts as not moved.
+    """
+    shift = np.asarray(after, dtype=float)[:, :2] - np.asarray(before, dtype=float)[:, :2]
+    present = ~np.isnan(shift[:, 0])
+    if not present.any():
+        return np.zeros(len(shift))
+    common = np.median(shift[present], axis=0)
+    return np.where(present, np.linalg.norm(np.nan_to_num(shift) - common, axis=1), 0.0)
 
 
 def grid_cells(grid, step):
@@ -220,8 +237,7 @@ class Oracle:
                 robot.robot.go_home()
             except (MotionError, TargetRejected):
                 continue
-            moved = np.linalg.norm(robot.block_positions() - before, axis=1)
-            moved = np.where(np.isnan(moved), 0.0, moved)
+            moved = separation(before, robot.block_positions())
             if moved.max() <= config.moved_threshold:
                 continue
             pushed = robot.cell.save_state()
