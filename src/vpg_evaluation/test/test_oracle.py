@@ -50,7 +50,7 @@ def test_heights_and_candidates_follow_the_scene(robot):
 
 def test_pushes_start_beside_objects_and_aim_at_them_first(robot):
     robot.reset([_cube(-0.5, 0.0)])
-    config = oracle.OracleConfig()
+    config = oracle.OracleConfig(push_step_px=10)
     objects = config.grid.pixel_to_point(*oracle.grasp_candidates(
         robot.cell, oracle.OracleConfig(grasp_step_px=2))[:2])[:, :2]
     pushes = oracle.push_candidates(robot.cell, config, objects)
@@ -133,3 +133,16 @@ def test_restored_grasps_repeat(robot):
 
 def test_a_fresh_cell_is_made_when_none_is_given():
     assert isinstance(CellRobot().cell, Cell)
+
+
+def test_separation_ignores_a_cluster_pushed_as_a_whole():
+    before = np.array([[0.0, 0.0, 0.02], [0.05, 0.0, 0.02], [0.1, 0.0, 0.02],
+                       [0.15, 0.0, 0.02]])
+    slid = before + (0.03, 0.01, 0.0)
+    assert np.allclose(oracle.separation(before, slid), 0.0)
+    one_out = before.copy()
+    one_out[2] += (0.04, 0.0, 0.0)
+    assert np.allclose(oracle.separation(before, one_out), [0.0, 0.0, 0.04, 0.0])
+    gone = one_out.copy()
+    gone[0] = np.nan
+    assert np.allclose(oracle.separation(before, gone), [0.0, 0.0, 0.04, 0.0])

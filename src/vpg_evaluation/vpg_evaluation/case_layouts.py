@@ -385,6 +385,12 @@ block lies wholly inside the workspace (x -0.724..-0.276, y -0.224..0.224 m), so
 `--num_obj_complete`) is the number of lines. A test loads each case in the cell and checks that
 nothing starts interpenetrating, moves more than 3 mm while settling or leaves the workspace.
 
+The cases are meant to need a push: each was kept because the graspability oracle
+(`python -m vpg_evaluation.oracle`, see ../README.md) found that at most 10 % of the first
+grasps on its grid succeed in the MuJoCo cell and that some push followed by a grasp succeeds;
+its figures are in `results/cases/oracle.json`. Rerun it when the cell's contact physics
+changes.
+
 | case | blocks | what it tests |
 |---|---|---|
 """
