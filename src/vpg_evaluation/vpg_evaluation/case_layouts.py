@@ -82,6 +82,7 @@ RESTS = {
     'arch': X_UP,                                # feet down, notch through along y
     'triangular_prism': X_UP,                    # base down, ridge along y
     'square_slab': X_UP,                         # 25 mm thick
+    'flat_cuboid': X_UP,                         # 25 mm thick, 100 mm along x
     'half_cylinder': X_UP,                       # flat face down, axis along x
     'cylinder_standing': X_UP,                   # axis vertical
 }
@@ -295,6 +296,15 @@ CASES = (
          (Cluster(tuple(row([LYING] * 2)), -0.6, -0.1, 0.0),
           Cluster(tuple(row([LYING] * 2)), -0.6, 0.1, math.radians(60)),
           Cluster(tuple(row([LYING] * 2)), -0.4, 0.0, math.radians(-30)))),
+    Case('plank_raft',
+         'Four flat cuboids (25 mm high, 50 x 100 mm) side by side along their long edges '
+         '(100 x 200 mm): low, and graspable only across the 50 mm width, where a neighbour '
+         'is flush.',
+         (Cluster(tuple(row(['flat_cuboid'] * 4, axis=1)), -0.5, 0.02, math.radians(30)),)),
+    Case('plank_rafts',
+         'Two rafts of three flat cuboids side by side, one turned 90 degrees to the other.',
+         (Cluster(tuple(row(['flat_cuboid'] * 3, axis=1)), -0.6, 0.1, 0.0),
+          Cluster(tuple(row(['flat_cuboid'] * 3, axis=1)), -0.42, -0.08, math.radians(90)))),
 )
 
 
