@@ -305,6 +305,17 @@ CASES = (
          'Two rafts of three flat cuboids side by side, one turned 90 degrees to the other.',
          (Cluster(tuple(row(['flat_cuboid'] * 3, axis=1)), -0.6, 0.1, 0.0),
           Cluster(tuple(row(['flat_cuboid'] * 3, axis=1)), -0.42, -0.08, math.radians(90)))),
+    Case('staggered_raft',
+         'Four lying long cuboids side by side, every other one slid 20 mm along its axis: '
+         'each still has flush neighbours along 80 mm of its sides.',
+         (Cluster(tuple(Block(b.rest, b.yaw, b.u, b.v + (0.01 if k % 2 else -0.01))
+                        for k, b in enumerate(row([LYING] * 4))), -0.52, 0.05,
+                  math.radians(55)),)),
+    Case('mixed_rafts',
+         'Two lying long cuboids side by side and, apart from them, three flat cuboids side '
+         'by side: two heights, both flush.',
+         (Cluster(tuple(row([LYING] * 2)), -0.6, -0.09, math.radians(-20)),
+          Cluster(tuple(row(['flat_cuboid'] * 3, axis=1)), -0.43, 0.1, math.radians(15)))),
 )
 
 
