@@ -278,17 +278,8 @@ CASES = (
          (Cluster(weave(), -0.5, 0.0, math.radians(25)),)),
     Case('raft_with_cubes',
          'Three lying long cuboids side by side with a row of three cubes flush against '
-         'their ends: cubes and cuboids each block the other\'s grasps.',
+         'their ends: the cubes block grasps of the cuboids, and the cuboids of the cubes.',
          (Cluster(tuple(rows(['cube'] * 3, [LYING] * 3)), -0.52, 0.03, math.radians(-30)),)),
-    Case('cube_square',
-         'Nine cubes in a flush 3x3 square (150 mm across): the centre cube is enclosed, the '
-         'edge cubes are flush on three sides.',
-         (Cluster(tuple(rows(*[['cube'] * 3] * 3)), -0.5, 0.0, math.radians(15)),)),
-    Case('standing_bundle_3x3',
-         'Nine long cuboids standing upright in a flush 3x3 bundle (100 mm tall): the fingers '
-         'land on the neighbours\' tops, and pushes topple them into new flush piles.',
-         (Cluster(tuple(rows(*[['long_cuboid_standing'] * 3] * 3)), -0.5, 0.0,
-                  math.radians(-20)),)),
     Case('cuboid_pairs',
          'Three pairs of long cuboids lying side by side (100 x 100 mm each). A cuboid can only '
          'be grasped across its 50 mm width, and there its neighbour is flush; its free ends '
