@@ -74,6 +74,7 @@ def test_an_isolated_cube_is_grasped_often(robot):
     assert result.candidates % 16 == 0 and result.candidates >= 4 * 16
     assert result.first_grasp_successes > 0.3 * result.candidates
     assert not result.first_grasp_complete  # stopped early, as asked
+    assert not result.push_searched
 
 
 def test_a_grasp_between_flush_neighbours_fails_where_a_free_one_holds(robot):
@@ -89,7 +90,7 @@ def test_a_grasp_between_flush_neighbours_fails_where_a_free_one_holds(robot):
 def test_flush_cuboids_need_a_push(robot):
     config = oracle.OracleConfig(grasp_step_px=12, max_pushes=40)
     result = oracle.Oracle(config, robot).run(_lying_cuboids(3))
-    assert result.first_grasp_complete
+    assert result.first_grasp_complete and result.push_searched
     assert result.first_grasp_success <= 0.1, result
     assert result.push_then_grasp, result
     assert set(result.push) >= {'row', 'col', 'rotation', 'grasp'}
@@ -112,7 +113,7 @@ def test_command_line_reads_both_formats_and_writes_json(tmp_path, capsys):
     for record in cases.values():
         assert record['candidates'] == 16  # one cell of the 60 mm grid on each cube
         assert 0.0 <= record['first_grasp_success'] <= 1.0
-        assert record['push_then_grasp'] is False
+        assert record['push_then_grasp'] is False and record['push_searched'] is False
 
 
 def test_command_line_refuses_a_missing_file(tmp_path):

@@ -83,6 +83,8 @@ class CaseResult:
     push_then_grasp: bool
     push: dict = None
     """The push that made a grasp succeed: row, col, rotation, angle, position, and the grasp."""
+    push_searched: bool = False
+    """Whether the push search ran (not with pushes off, nor after a pass ended by stop_above)."""
     pushes_tried: int = 0
     seconds: float = 0.0
 
@@ -277,12 +279,14 @@ class Oracle:
         self.robot.reset(objects)
         state = self.robot.cell.save_state()
         candidates, successes, complete = self.first_grasps(state)
-        found, tried = (self.push_then_grasp(state) if pushes else (None, 0))
+        # A pass stopped by stop_above has shown the scene is no case for pushing.
+        searched = pushes and complete
+        found, tried = self.push_then_grasp(state) if searched else (None, 0)
         return CaseResult(
             blocks=len(objects), candidates=candidates, first_grasp_successes=successes,
             first_grasp_success=successes / candidates if candidates else 0.0,
             first_grasp_complete=complete, push_then_grasp=found is not None, push=found,
-            pushes_tried=tried, seconds=time.monotonic() - start)
+            push_searched=searched, pushes_tried=tried, seconds=time.monotonic() - start)
 
 
 def _format_seconds(seconds):
@@ -319,7 +323,7 @@ def run_cases(paths, config=OracleConfig(), out=None, pushes=True, jobs=1, print
         elapsed = time.monotonic() - start
         left = elapsed / done * (len(paths) - done)
         push = 'yes' if record['push_then_grasp'] else (
-            'not found' if pushes else 'not searched')
+            'not found' if record['push_searched'] else 'not searched')
         print_fn(f'oracle {done}/{len(paths)} {path.stem}: {record["candidates"]} candidates, '
                  f'first grasps {100 * record["first_grasp_success"]:.1f} % '
                  f'{"" if record["first_grasp_complete"] else "(at least) "}'
@@ -372,8 +376,9 @@ def main(argv=None):
     parser.add_argument('--jobs', type=int, default=1,
                         help='cases run at once, each in its own process (default 1)')
     parser.add_argument('--stop-above', type=float, default=1.0,
-                        help='end the first-grasp pass once more than this fraction succeeded '
-                             '(for screening designs; default 1 = try all)')
+                        help='end the first-grasp pass once more than this fraction succeeded, '
+                             'and search no pushes then (for screening designs; default 1 = '
+                             'try all)')
     args = parser.parse_args(argv)
     for path in args.cases:
         if not Path(path).is_file():
