@@ -276,10 +276,6 @@ CASES = (
          'Four lying long cuboids side by side, closed at both ends by pairs of cuboids lying '
          'across them (200 x 200 mm): every block is flush on its long sides or its ends.',
          (Cluster(weave(), -0.5, 0.0, math.radians(25)),)),
-    Case('raft_with_cubes',
-         'Three lying long cuboids side by side with a row of three cubes flush against '
-         'their ends: the cubes block grasps of the cuboids, and the cuboids of the cubes.',
-         (Cluster(tuple(rows(['cube'] * 3, [LYING] * 3)), -0.52, 0.03, math.radians(-30)),)),
     Case('cuboid_pairs',
          'Three pairs of long cuboids lying side by side (100 x 100 mm each). A cuboid can only '
          'be grasped across its 50 mm width, and there its neighbour is flush; its free ends '

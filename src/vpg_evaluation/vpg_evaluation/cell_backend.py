@@ -39,7 +39,7 @@ def sim_config_path():
         path = Path(get_package_share_directory('vpg_bringup')) / 'config' / 'sim.yaml'
         if path.exists():
             return path
-    except (ImportError, LookupError):
+    except (ImportError, LookupError, OSError):  # not installed, or no ament environment
         pass
     return Path(__file__).resolve().parents[2] / 'vpg_bringup' / 'config' / 'sim.yaml'
 
