@@ -216,20 +216,6 @@ def format_vpg(objects):
 
 
 LYING = 'long_cuboid_lying'  # 100 mm along v, 50 mm wide and high
-_PITCH = 0.025 + GAP / 2    # half a 50 mm block plus half a gap
-
-
-def pinwheel(centre='cube'):
-    """
-    Four lying long cuboids around a centre block, each end-on to the next (150 x 150 mm).
-
-    Every cuboid has its 50 mm width (the only way it fits the gripper) between the outside
-    and the centre block or a neighbour's end; the centre block is enclosed on all sides.
-    """
-    s = _PITCH
-    return (Block(centre, 0.0, 0.0, 0.0),
-            Block(LYING, math.pi / 2, -s, -2 * s), Block(LYING, 0.0, 2 * s, -s),
-            Block(LYING, math.pi / 2, s, 2 * s), Block(LYING, 0.0, -2 * s, s))
 
 
 def weave():
@@ -265,13 +251,6 @@ CASES = (
          'Six lying long cuboids in two rows of three, end to end (150 x 200 mm): the ends '
          'are flush too, so a cuboid cannot be slid out without moving its partner.',
          (Cluster(tuple(rows([LYING] * 3, [LYING] * 3)), -0.5, 0.0, math.radians(20)),)),
-    Case('cuboid_raft_square',
-         'Four lying long cuboids, two side by side, end to end with two more (100 x 200 mm).',
-         (Cluster(tuple(rows([LYING] * 2, [LYING] * 2)), -0.45, -0.05, math.radians(-50)),)),
-    Case('pinwheel',
-         'Four lying long cuboids around a cube, each end-on to the next (150 x 150 mm): no '
-         'cuboid can be straddled across its width and the cube is enclosed.',
-         (Cluster(pinwheel(), -0.5, 0.0, math.radians(10)),)),
     Case('cuboid_weave',
          'Four lying long cuboids side by side, closed at both ends by pairs of cuboids lying '
          'across them (200 x 200 mm): every block is flush on its long sides or its ends.',
