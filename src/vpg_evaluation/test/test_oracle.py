@@ -147,3 +147,15 @@ def test_separation_ignores_a_cluster_pushed_as_a_whole():
     gone = one_out.copy()
     gone[0] = np.nan
     assert np.allclose(oracle.separation(before, gone), [0.0, 0.0, 0.04, 0.0])
+
+
+def test_a_case_gives_the_same_figures_whatever_ran_before(tmp_path):
+    first, other = tmp_path / 'first.txt', tmp_path / 'other.txt'
+    first.write_text(CUBE)
+    other.write_text(CUBE_VPG)
+    config = oracle.OracleConfig(grasp_step_px=30)
+    alone = oracle._run_case(first, config, pushes=False)
+    oracle._run_case(other, config, pushes=False)
+    again = oracle._run_case(first, config, pushes=False)
+    alone.pop('seconds'), again.pop('seconds')
+    assert alone == again and alone['candidates'] == 16

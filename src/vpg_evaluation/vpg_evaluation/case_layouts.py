@@ -262,6 +262,10 @@ CASES = (
          (Cluster(tuple(row([LYING] * 2)), -0.6, -0.1, 0.0),
           Cluster(tuple(row([LYING] * 2)), -0.6, 0.1, math.radians(60)),
           Cluster(tuple(row([LYING] * 2)), -0.4, 0.0, math.radians(-30)))),
+    Case('arch_row',
+         'Five arches side by side along their 50 mm depth: each arch is 100 mm long and flush '
+         'with its neighbours in the only direction it fits the gripper.',
+         (Cluster(tuple(row(['arch'] * 5, axis=1)), -0.5, 0.0, math.radians(-15)),)),
     Case('plank_raft',
          'Four flat cuboids (25 mm high, 50 x 100 mm) side by side along their long edges '
          '(100 x 200 mm): low, and graspable only across the 50 mm width, where a neighbour '

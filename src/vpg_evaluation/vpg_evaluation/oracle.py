@@ -293,15 +293,14 @@ def _format_seconds(seconds):
     return f'{int(seconds) // 60}:{int(seconds) % 60:02d}'
 
 
-_WORKER = {}
-
-
 def _run_case(path, config, pushes):
-    """Run one case file in this process (one Oracle, hence one cell, per process)."""
-    oracle = _WORKER.get(config)
-    if oracle is None:
-        oracle = _WORKER[config] = Oracle(config)
-    record = asdict(oracle.run(blocks.load_test_case(path), pushes=pushes))
+    """
+    Run one case file on a cell of its own.
+
+    A fresh cell per case: Cell.reset keeps the arm, gripper and clock of the previous scene,
+    so a reused cell would make a case's figures depend on the cases run before it.
+    """
+    record = asdict(Oracle(config).run(blocks.load_test_case(path), pushes=pushes))
     record['first_grasp_success'] = round(record['first_grasp_success'], 4)
     record['seconds'] = round(record['seconds'], 1)
     return record
