@@ -105,7 +105,7 @@ def test_evaluate_end_to_end_with_the_untrained_policy(tmp_path):
     out = tmp_path / 'eval'
     command = [sys.executable, '-m', 'vpg_evaluation.evaluate', '--runs', '1',
                '--allow-untrained', '--weights-dir', str(tmp_path / 'no_weights'),
-               '--objects', '2', '--max-actions', '1', '--cases', 'cylinder_pack',
+               '--objects', '2', '--max-actions', '1', '--cases', 'cuboid_raft',
                '--jobs', '2', '--out', str(out)]
     done = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True,
                           timeout=900)
@@ -119,8 +119,8 @@ def test_evaluate_end_to_end_with_the_untrained_policy(tmp_path):
     for record in records:
         assert record['actions'] == 1 and len(record['steps']) == 1
         assert record['reason_code'] in harness.NORMAL_ENDS
-        if record['scenario'] == 'challenging':  # cylinder_pack: 7 blocks, all inside
-            assert record['objects_in_workspace_before'] == 7
+        if record['scenario'] == 'challenging':  # cuboid_raft: 4 blocks, all inside
+            assert record['objects_in_workspace_before'] == 4
         else:
             assert 1 <= record['objects_in_workspace_before'] <= 2
         if record['policy'] == 'grasp_only':  # the goal's `allowed` reached the policy

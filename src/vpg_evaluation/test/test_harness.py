@@ -59,7 +59,7 @@ def test_plan_refuses_what_it_cannot_run(cases, tmp_path):
 
 def test_bundled_cases_are_found():
     names = [path.stem for path in harness.bundled_cases()]
-    assert len(names) >= 8 and 'cube_squares' in names
+    assert len(names) >= 10 and 'cuboid_raft' in names
 
 
 def fake_episode(spec, policy):

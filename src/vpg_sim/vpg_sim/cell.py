@@ -10,6 +10,7 @@ finger joint reads exactly what it would on hardware while the block is held. Pu
 numpy; not thread-safe (the node serialises access).
 """
 
+import copy
 from dataclasses import dataclass
 import enum
 import math
@@ -513,3 +514,47 @@ class Cell:
         """Copy the state a renderer needs (see Snapshot)."""
         scale = 1.0 if self.scene_randomization is None else self.scene_randomization.depth_scale
         return Snapshot(self.model, self.data.qpos.copy(), self.data.time, scale)
+
+    # -- saving and restoring -----------------------------------------------------------
+
+    def save_state(self):
+        """
+        Copy the whole state of the cell, to go back to it with restore_state().
+
+        MuJoCo continues bit for bit from a copied MjData, so a primitive tried from a restored
+        state does exactly what it would have done from the original one (what-if queries such
+        as vpg_evaluation.oracle). The copy holds the physics (a full MjData), the model fields
+        that taking a block out changes, and the cell's own bookkeeping (trajectory, gripper
+        target, block states). Valid until the next reset().
+        """
+        data = mujoco.MjData(self.model)
+        mujoco.mj_copyData(data, self.model, self.data)
+        model_fields = {name: getattr(self.model, name).copy() for name in _PARKING_FIELDS}
+        own = {key: copy.deepcopy(value) for key, value in vars(self).items()
+               if key not in ('model', 'data', 'config')}
+        return CellState(self.model, data, model_fields, own)
+
+    def restore_state(self, state):
+        """Return to a state from save_state(); ValueError after a reset() since then."""
+        if state.model is not self.model:
+            raise ValueError('this state was saved before the last reset(); it cannot be '
+                             'restored')
+        mujoco.mj_copyData(self.data, self.model, state.data)
+        for name, values in state.model_fields.items():
+            getattr(self.model, name)[:] = values
+        for key, value in state.own.items():
+            setattr(self, key, copy.deepcopy(value))
+
+
+# Model fields _park() changes; restore_state() puts them back.
+_PARKING_FIELDS = ('body_gravcomp', 'geom_contype', 'geom_conaffinity')
+
+
+@dataclass(frozen=True)
+class CellState:
+    """A copy of the cell's state (Cell.save_state); opaque to callers."""
+
+    model: object
+    data: object
+    model_fields: dict
+    own: dict
