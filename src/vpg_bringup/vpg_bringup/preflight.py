@@ -146,6 +146,27 @@ class Preflight:
     def __init__(self, node, args, ask=input, out=print):
         self.node, self.args, self.ask, self.out = node, args, ask, out
         self.listener = CellListener(node)
+        self._action_clients = {}
+
+    def action_client(self, action_type, name):
+        """
+        One action client per action for the whole run, destroyed by close().
+
+        Destroying an rclpy action client while another thread spins the node can leave the
+        executor adding the destroyed client to its wait set ("action client pointer is
+        invalid"), which kills the spinning thread and every later check with it.
+        """
+        from vpg_bringup.pick_all_client import _ActionClient
+        key = (action_type, name)
+        if key not in self._action_clients:
+            self._action_clients[key] = _ActionClient(self.node, action_type, name)
+        return self._action_clients[key]
+
+    def close(self):
+        """Destroy the action clients; call once the node no longer spins."""
+        for client in self._action_clients.values():
+            client.destroy()
+        self._action_clients.clear()
 
     # -- asking nodes -----------------------------------------------------------------------
     def parameters(self, node_name, names):
@@ -190,13 +211,9 @@ class Preflight:
 
     def action_server_present(self, action, interface):
         """Whether a server (not just a client, as the executor) of the gripper action runs."""
-        from vpg_bringup.pick_all_client import _ActionClient
         from vpg_executor import gripper_action
-        client = _ActionClient(self.node, gripper_action.action_type(interface), action)
-        try:
-            return client.wait_for_server(timeout_sec=min(self.args.timeout, 3.0))
-        finally:
-            client.destroy()
+        client = self.action_client(gripper_action.action_type(interface), action)
+        return client.wait_for_server(timeout_sec=min(self.args.timeout, 3.0))
 
     def served_weights_version(self):
         """Ask the policy for one decision on an empty heightmap; its weights version."""
@@ -298,7 +315,6 @@ class Preflight:
 
     def gripper_motion(self, executor):
         """Open, close, open; the knuckle position after each (settled, or None)."""
-        from vpg_bringup.pick_all_client import _ActionClient as ActionClient
         from vpg_executor import gripper_action
         closed = float(executor['gripper.closed_position'])
         targets = [0.0, closed, 0.0]
@@ -310,16 +326,11 @@ class Preflight:
                                           'run again and answer y, or leave out --move')
         interface = gripper_action.parse_interface(executor['gripper.interface'])
         action = gripper_action.action_type(interface)
-        client = ActionClient(self.node, action, executor['gripper.action'])
-        measured = []
-        try:
-            if not client.wait_for_server(timeout_sec=self.args.timeout):
-                return checks.check_gripper_motion([None] * 3, targets)
-            for target in targets:
-                measured.append(self._move_gripper(client, action, interface, executor,
-                                                   target))
-        finally:
-            client.destroy()
+        client = self.action_client(action, executor['gripper.action'])
+        if not client.wait_for_server(timeout_sec=self.args.timeout):
+            return checks.check_gripper_motion([None] * 3, targets)
+        measured = [self._move_gripper(client, action, interface, executor, target)
+                    for target in targets]
         return checks.check_gripper_motion(measured, targets)
 
     def _move_gripper(self, client, action, interface, executor, target):
@@ -357,12 +368,14 @@ def main(argv=None):
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
+    preflight = Preflight(node, args)
     try:
-        results = Preflight(node, args).run()
+        results = preflight.run()
     except KeyboardInterrupt:
         return 130
     finally:
         executor.shutdown()
+        preflight.close()
         node.destroy_node()
         rclpy.shutdown(context=context)
     print(checks.report(results), flush=True)

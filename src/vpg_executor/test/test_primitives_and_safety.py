@@ -159,3 +159,23 @@ def test_fuzz_ten_thousand_targets_never_leave_the_envelope():
         del arm.trajectories[:]
     print(outcomes)
     assert outcomes['moved'] > 1000 and outcomes['refused'] > 1000
+
+
+def test_go_home_from_among_the_objects_rises_straight_up_first():
+    arm = InstantArm()
+    executor = PrimitiveExecutor(make_backend(arm))
+    backend, config = executor.backend, executor.config
+    backend.move_to(TopDownPose(-0.5, 0.1, 0.04, 0.3))  # a primitive cut short, fingers low
+    before = len(arm.trajectories)
+    executor.go_home()
+    rise, home = arm.trajectories[before:]
+    path = np.array([backend.tcp_position(q) for q in rise])
+    np.testing.assert_allclose(path[:, :2], [[-0.5, 0.1]] * len(path), atol=1e-6)
+    assert np.all(np.diff(path[:, 2]) > 0)
+    assert path[-1, 2] == pytest.approx(config.retreat_height)
+    np.testing.assert_allclose(home[-1], config.home_joints)
+    # From above the retreat height the arm goes home in one move.
+    backend.move_to(TopDownPose(-0.5, 0.1, config.retreat_height + 0.05, 0.3))
+    before = len(arm.trajectories)
+    executor.go_home()
+    assert len(arm.trajectories) == before + 1

@@ -81,8 +81,13 @@ class ExecutorNode(Node):
         self._io_group = ReentrantCallbackGroup()
         self._joint_states = JointStateCache()
         self._stopping = threading.Event()
+        # A short queue: only the newest states matter, and a subscriber that falls behind (a
+        # simulator running several times faster than real time, a busy machine) then reads
+        # the arm where it is, not where it was a long queue ago (50 queued states were a
+        # second of simulated time: trajectories started from there). 5, not 1, so that a
+        # second publisher on the topic (a gripper's broadcaster) is not crowded out.
         self.create_subscription(JointState, values['robot.joint_states_topic'],
-                                 self._on_joint_states, 50, callback_group=self._io_group)
+                                 self._on_joint_states, 5, callback_group=self._io_group)
         if values['robot.wrench_topic']:
             # Sensor-data QoS as the broadcaster's readers use: only the newest readings count.
             self.create_subscription(WrenchStamped, values['robot.wrench_topic'],

@@ -58,6 +58,10 @@ class MotionBackend(ABC):
         """TCP position (x, y, z) in the base frame now, from the joint states."""
 
     @abstractmethod
+    def current_tcp_yaw(self):
+        """Jaw-closing direction of the TCP now, radians in the base xy-plane."""
+
+    @abstractmethod
     def set_gripper(self, closed):
         """Open or close the gripper; return the closure afterwards (0 open .. 1 closed)."""
 
@@ -78,6 +82,7 @@ class JointStateCache:
 
     def __init__(self, wall_cap_factor=10.0, wrench_history=64):
         self._positions = {}
+        self._name_stamps = {}
         self._condition = threading.Condition()
         self._updates = 0
         self._stamp = None
@@ -93,12 +98,23 @@ class JointStateCache:
             self._condition.notify_all()
 
     def update(self, names, positions, stamp=None):
-        """Store positions; stamp: the message's header stamp in seconds (None if unset)."""
+        """
+        Store positions; stamp: the message's header stamp in seconds (None if unset).
+
+        A joint whose stored position carries a newer stamp keeps it: callbacks on several
+        threads can hand messages over out of order, and an older position taken as the
+        newest would start the next trajectory from where the arm no longer is.
+        """
+        stamped = stamp is not None and stamp > 0
         with self._condition:
             for name, value in zip(names, positions):
+                if stamped and self._name_stamps.get(name, 0.0) > stamp:
+                    continue
                 self._positions[name] = float(value)
+                if stamped:
+                    self._name_stamps[name] = float(stamp)
             self._updates += 1
-            if stamp is not None and stamp > 0:
+            if stamped and (self._stamp is None or stamp > self._stamp):
                 self._stamp = float(stamp)
             self._condition.notify_all()
 
@@ -476,6 +492,9 @@ class JointTrajectoryBackend(MotionBackend):
     def current_tcp_position(self):
         return self.tcp_position(self.current_joints())
 
+    def current_tcp_yaw(self):
+        return self.tcp_yaw(self.current_joints())
+
     def move_to(self, pose, linear=False, guarded=False):
         """
         Move the TCP to pose; every commanded waypoint's TCP stays inside the envelope.
@@ -604,13 +623,13 @@ class JointTrajectoryBackend(MotionBackend):
             self.last_contact_force = contact.peak
         present = path.at(self.joint_states.now() - start[0]) if start else q_now
         held, hold_time = self._hold(q_end, (q_now, target, present))
+        # Return once the arm stands at the hold point, so that what the caller reads next
+        # (the TCP height a finger landed at, the start of the next move) is where it is.
+        self.joint_states.wait_for(
+            self.joint_names,
+            lambda q: np.max(np.abs(q - held)) < self.config.arrival_tolerance,
+            hold_time + 1.0)
         if guarded:
-            # Return once the arm stands at the hold point, so that what the caller reads
-            # next (the TCP height a finger landed at) is where the arm now is.
-            self.joint_states.wait_for(
-                self.joint_names,
-                lambda q: np.max(np.abs(q - held)) < self.config.arrival_tolerance,
-                hold_time + 1.0)
             return False
         error, remaining, t, q = blocked[0]
         raise MotionError(

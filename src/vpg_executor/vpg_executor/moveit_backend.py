@@ -379,6 +379,9 @@ class MoveItBackend(MotionBackend):
     def current_tcp_position(self):
         return self.kinematics.tcp_position(self.current_joints())
 
+    def current_tcp_yaw(self):
+        return self.kinematics.tcp_yaw(self.current_joints())
+
     def move_joints(self, q):
         """Move to a joint configuration with a joint-state goal on the free pipeline."""
         q = self.envelope.check_joints(q)

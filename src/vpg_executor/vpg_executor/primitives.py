@@ -47,6 +47,12 @@ class PrimitiveConfig:
     push_length: float = 0.1
     lift_height: float = 0.2
     """TCP height after a grasp, before the fingers are read."""
+    retreat_height: float = 0.15
+    """
+    go_home first rises straight up to this TCP height when below it. A completed push
+    retreats to at least push_height + approach_height and a grasp lifts to lift_height, so
+    only a primitive cut short rises here.
+    """
     grasp_open_threshold: float = 0.05
     """Closure at or below this after closing means the fingers did not close (jammed)."""
     grasp_closed_threshold: float = 0.93
@@ -91,6 +97,17 @@ class PrimitiveExecutor:
             raise TargetRejected(f'primitive target ({x:.3f}, {y:.3f}) outside the workspace')
 
     def go_home(self):
+        """
+        Move to home_joints; from below retreat_height, rise straight up to it first.
+
+        A primitive cut short (a move read as blocked) can leave the fingers among the
+        objects, and a joint-space move from there sweeps them through the clutter while the
+        wrist turns; the rise lifts them clear first.
+        """
+        x, y, z = (float(v) for v in self.backend.current_tcp_position())
+        if z < self.config.retreat_height:
+            self.backend.move_to(TopDownPose(x, y, self.config.retreat_height,
+                                             self.backend.current_tcp_yaw()), linear=True)
         self.backend.move_joints(np.array(self.config.home_joints))
 
     def grasp(self, position, angle):
