@@ -159,6 +159,8 @@ class CellRobot:
 
     def sync(self):
         """Re-read the joint states after the cell's state was restored from a copy."""
+        # The restored clock is earlier than the newest stamp the cache holds.
+        self.joint_states.reset_clock()
         self.joint_states.sample()
 
     def block_positions(self):

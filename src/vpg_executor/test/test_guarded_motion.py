@@ -257,6 +257,29 @@ def test_non_finite_wrench_readings_are_ignored():
     assert stamp == 2.0 and force.tolist() == [1.0, 2.0, 3.0]
 
 
+def test_an_older_joint_state_handed_over_late_does_not_replace_a_newer_one():
+    cache = JointStateCache()
+    cache.update(['a', 'b'], [1.0, 1.0], stamp=10.0)
+    cache.update(['a', 'b'], [0.5, 0.5], stamp=9.8)  # reordered by the callback threads
+    assert cache.get(['a', 'b']).tolist() == [1.0, 1.0] and cache.now() == 10.0
+    cache.update(['b'], [2.0], stamp=10.1)
+    cache.update(['a'], [3.0], stamp=10.05)  # older than b's, but a's newest
+    assert cache.get(['a', 'b']).tolist() == [3.0, 2.0] and cache.now() == 10.1
+
+
+def test_a_clock_set_back_is_followed_not_ignored():
+    cache = JointStateCache()
+    cache.update(['a'], [1.0], stamp=50.0)
+    cache.update_wrench((0.0, 0.0, 5.0), stamp=50.0)
+    cache.update(['a'], [2.0], stamp=3.0)  # a simulator reset: the clock starts again
+    assert cache.get(['a']).tolist() == [2.0] and cache.now() == 3.0
+    assert cache.latest_wrench() is None  # readings from before the reset are gone
+    cache.update(['a'], [4.0], stamp=49.5)
+    cache.reset_clock()  # a restored simulator state, any distance back
+    cache.update(['a'], [5.0], stamp=49.0)
+    assert cache.get(['a']).tolist() == [5.0] and cache.now() == 49.0
+
+
 def test_grasp_that_lands_on_something_rises_by_the_fingertip_dip_before_closing():
     arm = sensing_arm(touch_z=0.08, floor_z=0.0)
     try:

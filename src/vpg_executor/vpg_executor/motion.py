@@ -80,6 +80,9 @@ class JointStateCache:
     wait when the states stop coming.
     """
 
+    CLOCK_JUMP = 1.0
+    """s: a stamp this much older than the newest means the clock went back (not reordering)."""
+
     def __init__(self, wall_cap_factor=10.0, wrench_history=64):
         self._positions = {}
         self._name_stamps = {}
@@ -107,6 +110,8 @@ class JointStateCache:
         """
         stamped = stamp is not None and stamp > 0
         with self._condition:
+            if stamped and self._stamp is not None and stamp < self._stamp - self.CLOCK_JUMP:
+                self._forget_time()
             for name, value in zip(names, positions):
                 if stamped and self._name_stamps.get(name, 0.0) > stamp:
                     continue
@@ -117,6 +122,21 @@ class JointStateCache:
             if stamped and (self._stamp is None or stamp > self._stamp):
                 self._stamp = float(stamp)
             self._condition.notify_all()
+
+    def reset_clock(self):
+        """
+        Forget every stamp (joint states and wrenches): the clock was set back.
+
+        A simulator reset or a restored simulator state starts its clock earlier; the
+        positions stay, and the next message's stamp is taken as the newest.
+        """
+        with self._condition:
+            self._forget_time()
+
+    def _forget_time(self):
+        self._name_stamps.clear()
+        self._stamp = None
+        self._wrenches.clear()
 
     def update_wrench(self, force, stamp=None):
         """
