@@ -112,7 +112,9 @@ def _driver_topics(ns):
                f'{ns}/scaled_joint_trajectory_controller/joint_trajectory'),
               ('/robotiq_gripper_controller/gripper_cmd',
                f'{ns}/robotiq_gripper_controller/gripper_cmd'),
-              ('/tcp_pose_broadcaster/pose', f'{ns}/tcp_pose_broadcaster/pose'))
+              ('/tcp_pose_broadcaster/pose', f'{ns}/tcp_pose_broadcaster/pose'),
+              ('/force_torque_sensor_broadcaster/wrench',
+               f'{ns}/force_torque_sensor_broadcaster/wrench'))
     return topics + _camera_topics(ns)
 
 

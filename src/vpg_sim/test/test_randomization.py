@@ -34,9 +34,8 @@ def test_apply_changes_the_model_as_drawn():
     objects = blocks.random_objects(3, 0, *WORKSPACE)
     nominal = scene.build_model(objects)
     model = scene.build_model(objects)
-    data = mujoco.MjData(model)
     sample = randomization.draw(RandomizationRanges(), 3, np.random.default_rng(0))
-    randomization.apply(model, data, sample)
+    randomization.apply(model, sample)
     for index in range(3):
         geom = randomization.block_geoms(model, index)[0]
         body = model.body(f'block{index}').id
@@ -70,3 +69,20 @@ def test_cell_draws_per_scene_and_repeats_for_a_seed():
     nominal = Cell()
     nominal.reset(objects)
     assert nominal.scene_randomization is None and nominal.snapshot().depth_scale == 1.0
+
+
+def test_a_randomised_cell_has_the_nominal_robot():
+    """Randomising the scene leaves the arm and gripper as they are: same pose, no contact,
+    and the wrist follows a fast turn (it once stayed wedged by the gripper's linkage)."""
+    from vpg_sim.trajectory import TrajectoryPoint
+    cells = [Cell(), Cell(CellConfig(randomization=RandomizationRanges()))]
+    target = np.array([-0.422, -1.575, 1.921, -1.916, -1.571, -0.029])  # wrist turns 0.87 rad
+    for cell in cells:
+        cell.reset([])
+        assert cell.data.ncon == 0
+        cell.set_trajectory(scene.ARM_JOINTS, [TrajectoryPoint(tuple(target), (0.0,) * 6,
+                                                               time_from_start=0.8)])
+        cell.advance_to(cell.time + 1.0)
+        assert np.abs(cell.arm_position() - target).max() < 0.01
+    nominal, randomised = cells
+    assert np.allclose(nominal.data.qpos, randomised.data.qpos, atol=1e-3)

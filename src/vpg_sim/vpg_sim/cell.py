@@ -145,7 +145,7 @@ class Cell:
             rng = np.random.default_rng([self.config.randomization_seed, self._scenes_built])
             self.scene_randomization = randomization.draw(self.config.randomization,
                                                           len(objects), rng)
-            randomization.apply(model, data, self.scene_randomization)
+            randomization.apply(model, self.scene_randomization)
         self._scenes_built += 1
         joint = model.joint
         self._arm_qpos = np.array([model.jnt_qposadr[joint(j).id] for j in scene.ARM_JOINTS])

@@ -115,8 +115,15 @@ def pad_geoms(model):
     return np.array(ids, dtype=int)
 
 
-def apply(model, data, sample):
-    """Change model in place to the draw `sample` (before stepping data); mj_setConst after."""
+def apply(model, sample):
+    """
+    Change model in place to the draw `sample`, before any MjData of it is stepped.
+
+    The model's derived constants (subtree masses, inverse weights) are recomputed on a
+    scratch MjData: mj_setConst poses its data at qpos0 and leaves part of it there (the
+    2F-85 linkage joints), which in the cell's own data wedged the gripper's closed-chain
+    linkage against its equality constraints and held the wrist with its full 28 N m.
+    """
     num_blocks = len(sample.block_friction)
     for index in range(num_blocks):
         geoms = block_geoms(model, index)
@@ -138,7 +145,7 @@ def apply(model, data, sample):
     model.light_ambient[:] *= sample.light
     model.vis.headlight.diffuse[:] = np.asarray(model.vis.headlight.diffuse) * sample.light
     model.vis.headlight.ambient[:] = np.asarray(model.vis.headlight.ambient) * sample.light
-    mujoco.mj_setConst(model, data)
+    mujoco.mj_setConst(model, mujoco.MjData(model))
 
 
 def _axis_angle(rotation_vector):
