@@ -72,8 +72,12 @@ def test_cell_draws_per_scene_and_repeats_for_a_seed():
 
 
 def test_a_randomised_cell_has_the_nominal_robot():
-    """Randomising the scene leaves the arm and gripper as they are: same pose, no contact,
-    and the wrist follows a fast turn (it once stayed wedged by the gripper's linkage)."""
+    """
+    Randomising the scene leaves the arm and gripper as they are.
+
+    Same pose, no contact, and the wrist follows a fast turn (it once stayed wedged by the
+    gripper's linkage).
+    """
     from vpg_sim.trajectory import TrajectoryPoint
     cells = [Cell(), Cell(CellConfig(randomization=RandomizationRanges()))]
     target = np.array([-0.422, -1.575, 1.921, -1.916, -1.571, -0.029])  # wrist turns 0.87 rad
