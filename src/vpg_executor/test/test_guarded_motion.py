@@ -5,8 +5,9 @@ import time
 
 import numpy as np
 import pytest
-from vpg_executor.motion import (JointStateCache, JointTrajectoryBackend, MotionError,
-                                 StallDetector, TrackedPath, TrajectoryConfig, UR_JOINT_NAMES)
+from vpg_executor.motion import (ContactMonitor, JointStateCache, JointTrajectoryBackend,
+                                 MotionError, StallDetector, TrackedPath, TrajectoryConfig,
+                                 UR_JOINT_NAMES)
 from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
 from vpg_executor.safety import SafetyEnvelope, TopDownPose
 
@@ -255,6 +256,21 @@ def test_non_finite_wrench_readings_are_ignored():
     cache.update_wrench((1.0, 2.0, 3.0), stamp=2.0)
     stamp, force = cache.latest_wrench()
     assert stamp == 2.0 and force.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_force_spike_handed_over_after_a_newer_reading_is_still_seen():
+    """A landing fingertip shows as one or two readings; callback threads can reorder them."""
+    cache = JointStateCache()
+    for k in range(5):
+        cache.update_wrench((0.0, 0.0, 1.0), stamp=1.0 + 0.01 * k)
+    monitor = ContactMonitor(cache, np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0]),
+                             after=1.04, threshold=20.0)
+    cache.update_wrench((0.0, 0.0, 1.0), stamp=1.06)  # the newer reading comes first
+    assert not monitor.touched()
+    cache.update_wrench((0.0, 0.0, -37.0), stamp=1.05)  # the spike, handed over late
+    assert monitor.touched() and monitor.peak == pytest.approx(38.0)
+    cache.update_wrench((0.0, 0.0, 40.0), stamp=1.03)  # from before the move: not its contact
+    assert not monitor.touched()
 
 
 def test_an_older_joint_state_handed_over_late_does_not_replace_a_newer_one():

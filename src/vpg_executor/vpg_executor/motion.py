@@ -91,8 +91,9 @@ class JointStateCache:
         self._stamp = None
         self._closed = False
         self.wall_cap_factor = float(wall_cap_factor)
-        # (stamp s, force (3,) N in the tool frame), newest last.
+        # (arrival number, stamp s, force (3,) N in the tool frame), in order of arrival.
         self._wrenches = deque(maxlen=int(wrench_history))
+        self._wrench_arrivals = 0
 
     def close(self):
         """End every wait now and refuse new ones (the node is shutting down)."""
@@ -152,18 +153,32 @@ class JointStateCache:
         with self._condition:
             if stamp is None or stamp <= 0:
                 stamp = self._stamp if self._stamp is not None else time.monotonic()
-            self._wrenches.append((float(stamp), force))
+            self._wrench_arrivals += 1
+            self._wrenches.append((self._wrench_arrivals, float(stamp), force))
             self._condition.notify_all()
 
     def wrenches_since(self, since):
         """Tool force readings (list of (stamp, force (3,))) stamped at or after since (s)."""
         with self._condition:
-            return [(t, f) for t, f in self._wrenches if t >= since]
+            return [(t, f) for _, t, f in self._wrenches if t >= since]
+
+    def wrenches_arrived_after(self, arrival):
+        """
+        Return the readings that arrived after number `arrival`: (last number, readings).
+
+        Readings are counted as they arrive, not by stamp: callbacks on several threads can
+        hand an older reading over after a newer one, and a reader that went by stamps would
+        skip it (a fingertip's landing spike was lost so).
+        """
+        with self._condition:
+            return self._wrench_arrivals, [(t, f) for n, t, f in self._wrenches if n > arrival]
 
     def latest_wrench(self):
         """Newest (stamp, force (3,)) reading, or None."""
         with self._condition:
-            return self._wrenches[-1] if self._wrenches else None
+            if not self._wrenches:
+                return None
+            return max(((t, f) for _, t, f in self._wrenches), key=lambda reading: reading[0])
 
     def now(self):
         """Newest joint-state stamp (s), or the monotonic wall clock when states carry none."""
@@ -352,8 +367,9 @@ class ContactMonitor:
     Tells when the tool touched something: the force along the tool axis left its tare.
 
     baseline: the force (3,) N averaged just before the move; axis: unit tool axis (3,) in
-    the sensor frame. Readings stamped after `after` are checked, each once; when they stop
-    coming it reports nothing, and the path/stall guard that runs beside it decides.
+    the sensor frame. Readings stamped after `after` are checked, each once, in the order
+    they arrived (an older reading that arrives late is still checked); when they stop coming
+    it reports nothing, and the path/stall guard that runs beside it decides.
     """
 
     def __init__(self, joint_states, baseline, axis, after, threshold):
@@ -361,15 +377,17 @@ class ContactMonitor:
         self.baseline = np.asarray(baseline, dtype=float)
         self.axis = np.asarray(axis, dtype=float)
         self.threshold = float(threshold)
-        self._seen = float(after)
+        self._after = float(after)
+        self._arrival, _ = joint_states.wrenches_arrived_after(0)
         self.peak = 0.0
         """Largest tool-axis force change seen (N)."""
 
     def touched(self):
         """Whether a reading since the last call exceeds the threshold."""
-        readings = self.joint_states.wrenches_since(self._seen + 1e-9)
+        self._arrival, readings = self.joint_states.wrenches_arrived_after(self._arrival)
         for stamp, force in readings:
-            self._seen = max(self._seen, stamp)
+            if stamp <= self._after:
+                continue
             change = abs(float((force - self.baseline) @ self.axis))
             self.peak = max(self.peak, change)
             if change > self.threshold:
