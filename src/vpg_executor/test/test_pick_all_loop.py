@@ -29,7 +29,7 @@ class FakeWorld:
     def go_home(self):
         self.homes += 1
 
-    def grasp(self, position, angle):
+    def grasp(self, position, angle, heightmap=None):
         index = self.grasps
         self.grasps += 1
         if position == 'unreachable':
@@ -39,7 +39,7 @@ class FakeWorld:
             return GraspOutcome(True, 0.5)
         return GraspOutcome(False, 1.0)
 
-    def push(self, position, angle):
+    def push(self, position, angle, heightmap=None):
         self.pushes += 1
 
 
@@ -171,9 +171,9 @@ def test_each_step_reports_its_phase_durations_on_both_clocks():
 
     class TimedWorld(FakeWorld):
 
-        def grasp(self, position, angle):
+        def grasp(self, position, angle, heightmap=None):
             advance(3.0, 2.0)
-            return super().grasp(position, angle)
+            return super().grasp(position, angle, heightmap)
 
         def go_home(self):
             advance(1.0, 0.5)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from vpg_executor.motion import (JointStateCache, JointTrajectoryBackend, MotionError,
                                  TrajectoryConfig, UR_JOINT_NAMES)
-from vpg_executor.primitives import holding, PrimitiveConfig, PrimitiveExecutor
+from vpg_executor.primitives import (highest_point_near, holding, PrimitiveConfig,
+                                     PrimitiveExecutor)
 from vpg_executor.safety import SafetyEnvelope, TargetRejected, TopDownPose
 
 HOME = np.array([0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0])
@@ -179,3 +180,82 @@ def test_go_home_from_among_the_objects_rises_straight_up_first():
     before = len(arm.trajectories)
     executor.go_home()
     assert len(arm.trajectories) == before + 1
+
+
+class RecordingBackend:
+    """Records each move_to (z, linear, guarded, speed); lands at land_z if given."""
+
+    def __init__(self, land_z=None):
+        self.moves = []
+        self.z = 0.35
+        self.land_z = land_z
+
+    def move_to(self, pose, linear=False, guarded=False, speed=None):
+        self.moves.append((round(pose.z, 4), linear, guarded, speed))
+        if guarded and self.land_z is not None and pose.z < self.land_z < self.z:
+            self.z = self.land_z
+            return False
+        self.z = pose.z
+        return True
+
+    def move_joints(self, q):
+        pass
+
+    def current_tcp_position(self):
+        return np.array([-0.5, 0.0, self.z])
+
+    def current_tcp_yaw(self):
+        return 0.0
+
+    def set_gripper(self, closed):
+        return 1.0 if closed else 0.0
+
+    def gripper_closure(self):
+        return 1.0
+
+
+def heightmap_with_block(x, y, top, size=0.02):
+    """Make a 224 x 224 map of VPG's workspace with one square block (side size) at (x, y)."""
+    from types import SimpleNamespace
+    from vpg_perception.grid import HeightmapGrid
+    grid = HeightmapGrid()
+    height = np.zeros(grid.shape, np.float32)
+    cols = (np.arange(grid.shape[1]) + 0.5) * grid.resolution + grid.x_min
+    rows = (np.arange(grid.shape[0]) + 0.5) * grid.resolution + grid.y_min
+    inside = ((np.abs(rows[:, None] - y) <= size / 2) & (np.abs(cols[None, :] - x) <= size / 2))
+    height[inside] = top - grid.z_min
+    return SimpleNamespace(height=height, grid=grid)
+
+
+def test_highest_point_near_sees_only_the_footprint():
+    scene = heightmap_with_block(-0.5, 0.06, 0.08)
+    assert highest_point_near(scene, -0.5, 0.0, 0.07) == pytest.approx(0.08, abs=1e-6)
+    assert highest_point_near(scene, -0.5, -0.06, 0.07) == pytest.approx(0.0, abs=1e-3)
+    assert highest_point_near(None, -0.5, 0.0, 0.07) is None
+
+
+def test_a_descent_is_fast_down_to_the_clearance_above_the_footprint_then_guarded():
+    config = PrimitiveConfig()
+    backend = RecordingBackend()
+    scene = heightmap_with_block(-0.5, 0.03, 0.05)  # a neighbour 5 cm tall beside the target
+    PrimitiveExecutor(backend, config).grasp((-0.5, 0.0, 0.03), 0.0, heightmap=scene)
+    descents = [m for m in backend.moves if m[2]]
+    fast_z = pytest.approx(0.05 + config.descent_clearance, abs=1e-3)
+    assert descents == [(fast_z, True, True, 0.0),
+                        (pytest.approx(0.03 - config.grasp_depth), True, True, None)]
+    # Without a map, or when the clearance lies above the approach height: slow throughout.
+    for scene in (None, heightmap_with_block(-0.5, 0.03, 0.2)):
+        backend = RecordingBackend()
+        PrimitiveExecutor(backend, config).push((-0.5, 0.0, 0.0), 0.0, heightmap=scene)
+        assert [m[3] for m in backend.moves if m[2]] == [None, None]  # descent, stroke
+
+
+def test_a_fast_descent_that_lands_on_something_ends_the_descent_there():
+    config = PrimitiveConfig()
+    backend = RecordingBackend(land_z=0.1)  # something the map did not show
+    scene = heightmap_with_block(-0.5, 0.03, 0.05)
+    PrimitiveExecutor(backend, config).grasp((-0.5, 0.0, 0.03), 0.0, heightmap=scene)
+    guarded = [m for m in backend.moves if m[2]]
+    assert len(guarded) == 1 and guarded[0][3] == 0.0
+    # The grasp then rises by contact_lift from where it landed before closing.
+    assert backend.moves[len(guarded) + 1][0] == pytest.approx(0.1 + config.contact_lift)

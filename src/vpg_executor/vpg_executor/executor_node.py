@@ -25,7 +25,8 @@ import numpy as np
 import rclpy
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
+                             SingleThreadedExecutor)
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -72,6 +73,54 @@ def duration_msg(seconds):
     return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
+class RobotStateListener:
+    """
+    Receive the arm's joint states and tool wrench on a node and thread of their own.
+
+    The node is `<name>_state`, spun by a single-threaded executor. The messages come at
+    hundreds per wall second (more when a simulator runs faster than real time). rclpy's
+    MultiThreadedExecutor, which the executor node needs for its long-running goal, spent most of the node's CPU dispatching them (0.86 CPU s per action
+    in the MuJoCo training graph, 80 % of it in executor overhead, bench/actions.py and
+    py-spy); a SingleThreadedExecutor runs each callback inline (about 0.16 ms a message).
+    The topics are resolved by the main node, so its remappings and namespace apply.
+    """
+
+    def __init__(self, node, joint_states_topic, wrench_topic, on_joint_states, on_wrench):
+        self.node = Node(f'{node.get_name()}_state', namespace=node.get_namespace(),
+                         context=node.context, use_global_arguments=False,
+                         start_parameter_services=False)
+        # A short queue: only the newest states matter, and a subscriber that falls behind (a
+        # simulator running several times faster than real time, a busy machine) then reads
+        # the arm where it is, not where it was a long queue ago (50 queued states were a
+        # second of simulated time: trajectories started from there). 5, not 1, so that a
+        # second publisher on the topic (a gripper's broadcaster) is not crowded out.
+        self.node.create_subscription(JointState, node.resolve_topic_name(joint_states_topic),
+                                      on_joint_states, 5)
+        if wrench_topic:
+            # Sensor-data QoS as the broadcaster's readers use: only the newest readings count.
+            self.node.create_subscription(WrenchStamped, node.resolve_topic_name(wrench_topic),
+                                          on_wrench, qos_profile_sensor_data)
+        self._executor = SingleThreadedExecutor(context=node.context)
+        self._executor.add_node(self.node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name='robot_state', daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        try:
+            while not self._stop.is_set() and self.node.context.ok():
+                self._executor.spin_once(timeout_sec=0.1)
+        except (ExternalShutdownException, rclpy_implementation.RCLError):
+            pass  # the context was shut down while the wait set was built: a requested stop
+
+    def close(self):
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        self._executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+
+
 class ExecutorNode(Node):
 
     def __init__(self, backend=None, **kwargs):
@@ -81,18 +130,9 @@ class ExecutorNode(Node):
         self._io_group = ReentrantCallbackGroup()
         self._joint_states = JointStateCache()
         self._stopping = threading.Event()
-        # A short queue: only the newest states matter, and a subscriber that falls behind (a
-        # simulator running several times faster than real time, a busy machine) then reads
-        # the arm where it is, not where it was a long queue ago (50 queued states were a
-        # second of simulated time: trajectories started from there). 5, not 1, so that a
-        # second publisher on the topic (a gripper's broadcaster) is not crowded out.
-        self.create_subscription(JointState, values['robot.joint_states_topic'],
-                                 self._on_joint_states, 5, callback_group=self._io_group)
-        if values['robot.wrench_topic']:
-            # Sensor-data QoS as the broadcaster's readers use: only the newest readings count.
-            self.create_subscription(WrenchStamped, values['robot.wrench_topic'],
-                                     self._on_wrench, qos_profile_sensor_data,
-                                     callback_group=self._io_group)
+        self._state_listener = RobotStateListener(
+            self, values['robot.joint_states_topic'], values['robot.wrench_topic'],
+            self._on_joint_states, self._on_wrench)
         self._trajectory_pub = self.create_publisher(
             JointTrajectory, values['robot.trajectory_topic'], 10)
         self._gripper_interface = gripper_action.parse_interface(values['gripper.interface'])
@@ -212,6 +252,12 @@ class ExecutorNode(Node):
         self._stopping.set()
         self._joint_states.close()
 
+    def destroy_node(self):
+        """Stop the robot-state listener's thread, then destroy the node."""
+        self.stop()
+        self._state_listener.close()
+        super().destroy_node()
+
     def _raise_if_stopping(self, error):
         if self._stopping.is_set():
             raise error('stopped waiting: the node is shutting down')
@@ -244,10 +290,10 @@ class ExecutorNode(Node):
         if not response.success:
             raise PerceptionError(f'no heightmap: {response.message}')
         try:
-            _, height, _ = heightmap_from_msg(response.heightmap)
+            _, height, grid = heightmap_from_msg(response.heightmap)
         except ValueError as error:
             raise PerceptionError(f'unusable heightmap: {error}') from error
-        return Observation(height, response.heightmap)
+        return Observation(height, response.heightmap, grid)
 
     def _choose(self, observation, epsilon, allowed):
         request = ChoosePrimitive.Request(heightmap=observation.message,
@@ -350,9 +396,10 @@ class ExecutorNode(Node):
             before = self._perceive()
             grasp_success = False
             if choice.primitive == PrimitiveAction.GRASP:
-                grasp_success = self.robot.grasp(choice.position, choice.angle).success
+                grasp_success = self.robot.grasp(choice.position, choice.angle,
+                                                 heightmap=before).success
             else:
-                self.robot.push(choice.position, choice.angle)
+                self.robot.push(choice.position, choice.angle, heightmap=before)
             self.robot.go_home()
             after = self._perceive()
             changed = scene_changed(before.height, after.height, self.params.rewards)

@@ -40,13 +40,15 @@ class MotionBackend(ABC):
     """What the primitives need from an arm with a parallel gripper."""
 
     @abstractmethod
-    def move_to(self, pose, linear=False, guarded=False):
+    def move_to(self, pose, linear=False, guarded=False, speed=None):
         """
         Move the TCP to a TopDownPose; linear=True keeps the TCP on a straight line.
 
         guarded=True: the move may end early on contact (the arm blocked by an object); it
         then stops where it is and returns False. Unguarded moves raise MotionError when
-        blocked. Returns True when the target was reached.
+        blocked. Returns True when the target was reached. speed: top TCP speed (m/s) of a
+        guarded straight-line move; None = the backend's guarded speed, 0 = as fast as the
+        joints allow (a descent through space known to be free).
         """
 
     @abstractmethod
@@ -533,7 +535,7 @@ class JointTrajectoryBackend(MotionBackend):
     def current_tcp_yaw(self):
         return self.tcp_yaw(self.current_joints())
 
-    def move_to(self, pose, linear=False, guarded=False):
+    def move_to(self, pose, linear=False, guarded=False, speed=None):
         """
         Move the TCP to pose; every commanded waypoint's TCP stays inside the envelope.
 
@@ -550,7 +552,7 @@ class JointTrajectoryBackend(MotionBackend):
             q = self.solve(pose, q_now)
             if self._joint_path_inside(q_now, q):
                 return self._execute([q], q_now, guarded)
-        return self._execute(self._linear_waypoints(q_now, pose), q_now, guarded)
+        return self._execute(self._linear_waypoints(q_now, pose), q_now, guarded, speed)
 
     def tcp_yaw(self, q):
         """Jaw-closing direction of the TCP for joints q, radians in the base xy-plane."""
@@ -586,7 +588,7 @@ class JointTrajectoryBackend(MotionBackend):
         q = self.envelope.check_joints(q)
         self._execute([q], self.current_joints())
 
-    def _execute(self, waypoints, q_now, guarded=False):
+    def _execute(self, waypoints, q_now, guarded=False, speed=None):
         for q in waypoints:
             self.envelope.check_joints(q)
         if len(waypoints) == 1:
@@ -597,9 +599,10 @@ class JointTrajectoryBackend(MotionBackend):
             # Constant-speed pass through the waypoints, rest at the end only.
             steps = [self.envelope.min_duration(a, b) * 1.5
                      for a, b in zip([q_now] + waypoints[:-1], waypoints)]
-            if guarded and self.config.guarded_speed > 0:
+            speed = self.config.guarded_speed if speed is None else speed
+            if guarded and speed > 0:
                 tcp = [self.tcp_position(q) for q in [q_now] + list(waypoints)]
-                steps = [max(step, float(np.linalg.norm(b - a)) / self.config.guarded_speed)
+                steps = [max(step, float(np.linalg.norm(b - a)) / speed)
                          for step, a, b in zip(steps, tcp[:-1], tcp[1:])]
             times = np.cumsum(np.maximum(steps, 0.02)) + 0.1
             positions = np.array(waypoints)

@@ -348,12 +348,13 @@ class MoveItBackend(MotionBackend):
             raise MotionError(f'MoveIt execution failed: {getattr(status, "status", status)}')
 
     # --- MotionBackend --------------------------------------------------------------------
-    def move_to(self, pose, linear=False, guarded=False):
+    def move_to(self, pose, linear=False, guarded=False, speed=None):
         """
         Move the TCP to pose: tool0 pose goal, OMPL (free) or Pilz LIN (linear=True).
 
-        guarded is accepted for the interface but not told apart: MoveIt reports a blocked
-        arm as a failed execution (the controller's path tolerance), raised as MotionError.
+        guarded and speed are accepted for the interface but not told apart: MoveIt reports a
+        blocked arm as a failed execution (the controller's path tolerance), raised as
+        MotionError, and its planners' velocity scaling sets the speed.
 
         The jaw yaw is taken modulo pi (a parallel gripper is symmetric) to turn the wrist
         least. A free move whose TCP path would leave the envelope box is replanned as a

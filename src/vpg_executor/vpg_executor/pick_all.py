@@ -69,10 +69,16 @@ def goal_problem(goal, max_actions_limit=10000):
 
 @dataclass(frozen=True)
 class Observation:
-    """A heightmap as the loop needs it: heights (H, W) metres, plus the message to pass on."""
+    """
+    A heightmap as the loop needs it: heights (H, W) metres, plus the message to pass on.
+
+    grid: the map's geometry (vpg_perception's HeightmapGrid), which lets the primitives
+    descend fast through the space the map shows free; None = they descend slowly throughout.
+    """
 
     height: object
     message: object = None
+    grid: object = None
 
 
 @dataclass(frozen=True)
@@ -231,10 +237,11 @@ class PickAllLoop:
             try:
                 if choice.primitive == GRASP:
                     result.grasp_attempts += 1
-                    grasp_success = self.robot.grasp(choice.position, choice.angle).success
+                    grasp_success = self.robot.grasp(choice.position, choice.angle,
+                                                     heightmap=before).success
                 else:
                     result.push_attempts += 1
-                    self.robot.push(choice.position, choice.angle)
+                    self.robot.push(choice.position, choice.angle, heightmap=before)
             except (MotionError, TargetRejected) as error:
                 motion_error = str(error)
             result.actions += 1
