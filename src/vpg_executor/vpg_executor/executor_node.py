@@ -79,9 +79,10 @@ class RobotStateListener:
 
     The node is `<name>_state`, spun by a single-threaded executor. The messages come at
     hundreds per wall second (more when a simulator runs faster than real time). rclpy's
-    MultiThreadedExecutor, which the executor node needs for its long-running goal, spent most of the node's CPU dispatching them (0.86 CPU s per action
-    in the MuJoCo training graph, 80 % of it in executor overhead, bench/actions.py and
-    py-spy); a SingleThreadedExecutor runs each callback inline (about 0.16 ms a message).
+    MultiThreadedExecutor, which the executor node needs for its long-running goal, spent
+    most of the node's CPU dispatching them (0.86 CPU s per action in the MuJoCo training
+    graph, 80 % of it in executor overhead, bench/actions.py and py-spy); a
+    SingleThreadedExecutor runs each callback inline (about 0.16 ms a message).
     The topics are resolved by the main node, so its remappings and namespace apply.
     """
 
