@@ -79,8 +79,11 @@ def sim_graph(cell='', seed=0, num_objects=10, weights='', device='auto', real_t
     # Each cell's simulator is the clock of that cell alone.
     clock = (('/clock', f'{ns}/clock'),) if ns else ()
     nodes = [
+        # The simulator publishes /clock and stamps with the cell's own time: on use_sim_time
+        # it would only subscribe to itself, and rclpy's MultiThreadedExecutor then spun
+        # on that subscription's handler (70 % of a core, starving the physics thread).
         NodeSpec('vpg_sim', 'sim', 'sim', ns, ('sim.yaml',),
-                 {**common, 'seed': seed, 'num_objects': num_objects,
+                 {'seed': seed, 'num_objects': num_objects,
                   'real_time_factor': real_time_factor},
                  remappings=_driver_topics(ns) + clock),
         NodeSpec('vpg_perception', 'heightmap', 'heightmap', ns, ('sim.yaml',),
