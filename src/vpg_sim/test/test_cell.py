@@ -159,7 +159,7 @@ def test_an_unstable_step_keeps_time_positions_and_commands():
     cell.reset([cube(-0.5, 0.0), cube(-0.6, 0.1)])
     cell.settle()
     cell.set_gripper(0.5)
-    cell.step(50)
+    cell.step(400)  # past the finger set point's ramp (GRIPPER_SPEED), so ctrl is constant
     time_before, qpos_before = cell.time, cell.data.qpos.copy()
     ctrl_before = cell.data.ctrl.copy()
     cell.data.qvel[-1] = np.nan  # a block's velocity blows up: MuJoCo resets its state

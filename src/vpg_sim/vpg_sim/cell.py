@@ -250,9 +250,13 @@ class Cell:
             self._gripper_limit = newtons / scene.GRIPPER_NEWTONS_PER_UNIT
             self.model.actuator_forcerange[self._gripper_act] = (-self._gripper_limit,
                                                                  self._gripper_limit)
+        # step() moves the set point there at GRIPPER_SPEED, from where the fingers are: the
+        # gripper's controller starts from its measured position, so fingers stopped on an
+        # object open at once instead of after the set point has come back to them.
         self._gripper_target = position
         self.data.ctrl[self._gripper_act] = (
-            position / scene.FINGER_JOINT_MAX * scene.GRIPPER_CTRL_MAX)
+            float(np.clip(self.finger_position(), 0.0, scene.FINGER_JOINT_MAX))
+            / scene.FINGER_JOINT_MAX * scene.GRIPPER_CTRL_MAX)
         return position
 
     # -- stepping -----------------------------------------------------------------------
@@ -268,6 +272,7 @@ class Cell:
                 data.ctrl[self._arm_act] = self._servo_target(position, velocity, acceleration)
                 if data.time > follower.end_time:
                     self._follower = None  # ctrl keeps the last point
+            self._ramp_gripper()
             time_before, qpos_before, ctrl_before = data.time, data.qpos.copy(), data.ctrl.copy()
             mujoco.mj_step(model, data)
             if data.time < time_before:
@@ -275,6 +280,16 @@ class Cell:
             self._steps += 1
             if self._steps % _BOOKKEEPING_INTERVAL == 0 and len(self._objects):
                 self._update_blocks()
+
+    def _ramp_gripper(self):
+        """Move the finger set point toward the target at the 2F-85's speed (one step)."""
+        ctrl = self.data.ctrl
+        goal = self._gripper_target / scene.FINGER_JOINT_MAX * scene.GRIPPER_CTRL_MAX
+        now = ctrl[self._gripper_act]
+        if now != goal:
+            rate = scene.GRIPPER_CTRL_MAX * scene.GRIPPER_SPEED / scene.GRIPPER_STROKE
+            largest = rate * self.model.opt.timestep
+            ctrl[self._gripper_act] = now + min(max(goal - now, -largest), largest)
 
     def _recover(self, time_before, qpos_before, ctrl_before):
         """

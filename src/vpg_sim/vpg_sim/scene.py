@@ -35,6 +35,13 @@ FINGER_JOINT = GRIPPER_PREFIX + 'right_driver_joint'
 GRIPPER_ACTUATOR = GRIPPER_PREFIX + 'fingers_actuator'
 GRIPPER_CTRL_MAX = 255.0  # model actuator range 0 (open) .. 255 (closed)
 FINGER_JOINT_MAX = 0.8    # rad, driver joint range of the model (0 = open)
+# Finger speed. The 2F-85 moves its fingers at 20-150 mm/s of stroke (Robotiq datasheet; 85 mm
+# stroke), and ros2_robotiq_gripper asks for the highest speed (speed multiplier 1.0). The
+# Menagerie actuator is a position servo that follows its set point as fast as the force limit
+# lets it (299 mm/s measured, fidelity_probes.probe_closing_speed), so the cell moves the set
+# point at that speed instead: the full 0..GRIPPER_CTRL_MAX range in stroke / speed seconds.
+GRIPPER_STROKE = 0.085     # m
+GRIPPER_SPEED = 0.150      # m/s
 TOOL_SITE = 'attachment_site'           # = UR tool0
 PINCH_SITE = GRIPPER_PREFIX + 'pinch'   # between the fingertips
 CAMERA = 'camera_color_optical'
