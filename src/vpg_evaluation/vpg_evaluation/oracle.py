@@ -27,12 +27,14 @@ home and saves the state (`Cell.save_state`). Then, each time from that state:
 
 import argparse
 from concurrent.futures import as_completed, ProcessPoolExecutor
+import dataclasses
 from dataclasses import asdict, dataclass, field
 import json
 import math
 import multiprocessing
 from pathlib import Path
 import time
+from types import SimpleNamespace
 
 import mujoco
 import numpy as np
@@ -105,6 +107,20 @@ def surface_heights(cell, grid, rows, cols):
                                  True, -1, geom)
         heights[k] = max(0.0, 0.5 - distance) if distance >= 0 else 0.0
     return heights
+
+
+def scene_heightmap(cell, grid, stride=2):
+    """
+    Ray-cast the scene's heightmap as the executor's primitives use it (.height, .grid).
+
+    The executor descends fast through the space its heightmap shows free (primitives.
+    highest_point_near); the oracle hands the primitives the true scene's map, on every
+    stride-th cell (4 mm: the 7 cm footprint's highest point is what matters).
+    """
+    coarse = dataclasses.replace(grid, resolution=grid.resolution * stride)
+    rows, cols = np.indices(coarse.shape)
+    heights = surface_heights(cell, coarse, rows.ravel(), cols.ravel())
+    return SimpleNamespace(height=heights.reshape(coarse.shape), grid=coarse)
 
 
 def separation(before, after):
@@ -180,12 +196,12 @@ class Oracle:
         self.robot.cell.restore_state(state)
         self.robot.sync()
 
-    def _grasp(self, state, position, rotation):
+    def _grasp(self, state, position, rotation, heightmap=None):
         """Run one grasp from state; True when the executor counts it a success."""
         self._restore(state)
         try:
             return bool(self.robot.robot.grasp(position, rotation * 2 * math.pi
-                                               / NUM_ROTATIONS).success)
+                                               / NUM_ROTATIONS, heightmap=heightmap).success)
         except (MotionError, TargetRejected):
             return False
 
@@ -197,6 +213,7 @@ class Oracle:
         self._restore(state)
         cell, config = self.robot.cell, self.config
         rows, cols, heights = grasp_candidates(cell, config)
+        heightmap = scene_heightmap(cell, config.grid)
         centres = self.robot.block_positions()
         centres = centres[~np.isnan(centres[:, 0]), :2]
         points = config.grid.pixel_to_point(rows, cols)[:, :2]
@@ -211,7 +228,7 @@ class Oracle:
         for index in order:
             position = self._point(rows[index], cols[index], heights[index])
             for rotation in range(NUM_ROTATIONS // 2):
-                if self._grasp(state, position, rotation):
+                if self._grasp(state, position, rotation, heightmap):
                     successes += 2  # rotation and rotation + 8: the same grasp
                 if successes > config.stop_above * candidates:
                     return candidates, successes, False
@@ -226,6 +243,7 @@ class Oracle:
         objects = config.grid.pixel_to_point(fine_rows, fine_cols)[
             fine_heights > config.min_object_height, :2]
         before = robot.block_positions()
+        heightmap = scene_heightmap(robot.cell, config.grid)
         tried = 0
         for row, col, rotation in push_candidates(robot.cell, config, objects):
             if tried >= config.max_pushes:
@@ -235,7 +253,7 @@ class Oracle:
             angle = rotation * 2 * math.pi / NUM_ROTATIONS
             position = self._point(row, col, 0.0)
             try:
-                robot.robot.push(position, angle)
+                robot.robot.push(position, angle, heightmap=heightmap)
                 robot.robot.go_home()
             except (MotionError, TargetRejected):
                 continue
@@ -267,8 +285,9 @@ class Oracle:
         if height <= config.min_object_height:
             return None
         position = self._point(int(row), int(col), height)
+        heightmap = scene_heightmap(self.robot.cell, config.grid)
         for rotation in range(NUM_ROTATIONS // 2):
-            if self._grasp(state, position, rotation):
+            if self._grasp(state, position, rotation, heightmap):
                 return {'row': int(row), 'col': int(col), 'rotation': rotation,
                         'position': [round(v, 4) for v in position]}
         return None
