@@ -115,6 +115,9 @@ class RobotStateListener:
             pass  # the context was shut down while the wait set was built: a requested stop
 
     def close(self):
+        """Stop and join the thread, then destroy the node; later calls do nothing."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
@@ -249,14 +252,20 @@ class ExecutorNode(Node):
                 f'{"unknown" if current is None else f"{current[0]:.3f}"})')
 
     def stop(self):
-        """End the waits of a goal in progress at once, so that the process can exit."""
+        """
+        End the waits of a goal in progress at once, so that the process can exit.
+
+        Also joins the robot-state listener's thread: a thread still inside rclpy's wait when
+        the interpreter exits aborts the process ("terminate called without an active
+        exception").
+        """
         self._stopping.set()
         self._joint_states.close()
+        self._state_listener.close()
 
     def destroy_node(self):
-        """Stop the robot-state listener's thread, then destroy the node."""
+        """Stop the waits and the robot-state listener, then destroy the node."""
         self.stop()
-        self._state_listener.close()
         super().destroy_node()
 
     def _raise_if_stopping(self, error):
