@@ -5,7 +5,8 @@ import pytest
 from vpg_perception import synthetic
 from vpg_perception.grid import HeightmapGrid
 from vpg_perception.heightmap import (backproject, build_heightmap, colorize_height,
-                                      heightmap_pixel_to_point, HeightmapBuilder, project)
+                                      fit_table_plane, heightmap_pixel_to_point,
+                                      HeightmapBuilder, project, TableFit)
 from vpg_perception.vpg_reference import vpg_heightmap
 
 K = synthetic.intrinsics()
@@ -186,3 +187,60 @@ def test_colorize_height():
     assert image[0, 2, 0] > image[0, 2, 2]  # high: red
     np.testing.assert_array_equal(image[0, 3], image[0, 2])
     np.testing.assert_array_equal(image[0, 4], image[0, 0])
+
+
+def boxes_scene(camera, depth_factor, coverage_boxes=4):
+    """Four 40 mm boxes on the table seen with depth scaled by depth_factor (a scale error)."""
+    boxes = [synthetic.Box(synthetic.pose_from(synthetic.rot_z(0.3 * i), (x, y, 0.02)),
+                           (0.05, 0.07, 0.04))
+             for i, (x, y) in enumerate([(-0.6, -0.1), (-0.42, 0.12), (-0.5, 0.0),
+                                         (-0.62, 0.13)][:coverage_boxes])]
+    color, depth = synthetic.render(K, camera, boxes=boxes)
+    return color, depth * depth_factor
+
+
+def test_table_fit_removes_a_depth_scale_error():
+    # 1 % short depth from 0.7 m raises the table by about 7 mm and tilts it (oblique view).
+    color, depth = boxes_scene(OBLIQUE, 0.99)
+    plain = HeightmapBuilder(GRID).build(color, depth, K, OBLIQUE)
+    fitted = HeightmapBuilder(GRID, TableFit()).build(color, depth, K, OBLIQUE)
+    truth = HeightmapBuilder(GRID).build(*boxes_scene(OBLIQUE, 1.0), K, OBLIQUE)
+    table = truth.observed & (truth.height < 0.001)
+    boxes = truth.height > 0.039
+    assert np.median(plain.height[table]) > 0.005
+    assert fitted.table.applied and 0.005 < fitted.table.correction < 0.015
+    # (the scale error also shifts the boxes' outlines a little: a few table cells of the
+    # exact scene are box cells of the scaled one)
+    assert np.quantile(fitted.height[table], 0.98) < 0.001
+    # Box tops are 40 mm above the table: measured from the fitted plane they read 40 mm.
+    np.testing.assert_allclose(np.median(fitted.height[boxes]), 0.04, atol=0.001)
+
+
+def test_table_fit_is_not_applied_beyond_its_bound_or_without_table():
+    color, depth = boxes_scene(TOP_DOWN, 0.97)  # 22 mm: a wrong calibration, not noise
+    plain = HeightmapBuilder(GRID).build(color, depth, K, TOP_DOWN)
+    fitted = HeightmapBuilder(GRID, TableFit()).build(color, depth, K, TOP_DOWN)
+    assert not fitted.table.applied and 'calibration' in fitted.table.reason
+    np.testing.assert_array_equal(fitted.height, plain.height)
+    # A slab covering the whole workspace: its top is no table.
+    slab = synthetic.Box(synthetic.pose_from(np.eye(3), (-0.5, 0.0, 0.0125)), (0.6, 0.6, 0.025))
+    color, depth = synthetic.render(K, TOP_DOWN, boxes=[slab])
+    covered = HeightmapBuilder(GRID, TableFit()).build(color, depth, K, TOP_DOWN)
+    assert not covered.table.applied
+    assert np.median(covered.height) > 0.024
+
+
+def test_table_fit_finds_a_plane_among_objects_and_noise():
+    rng = np.random.default_rng(3)
+    rows, cols = np.mgrid[0:224, 0:224]
+    table = 0.006 + 2e-5 * cols - 1e-5 * rows
+    height = table + rng.normal(0.0, 0.0011, table.shape)
+    objects = (rows // 40 + cols // 40) % 3 == 0  # a third of the cells, 25-50 mm tall
+    height[objects] += 0.025 + 0.025 * rng.random(objects.sum())
+    observed = rng.random(table.shape) > 0.05
+    plane = fit_table_plane(height, observed)
+    assert plane.applied and plane.inliers > 0.6
+    np.testing.assert_allclose(plane.offsets(height.shape), table, atol=0.0005)
+    assert not fit_table_plane(height, np.zeros_like(observed)).applied
+    with pytest.raises(ValueError):
+        TableFit(stride=0)

@@ -15,8 +15,19 @@ Policy for imperfect depth, the same for every caller:
   then still marks table cells as seen instead of leaving holes;
 - cells no point falls into get height 0 and colour black (VPG's `main.py` turns its NaN holes
   into 0 before use); `Heightmaps.observed` tells them apart from seen table.
+
+Optionally (`TableFit`, on in the heightmap node) the table is found in each frame and heights
+are measured from it rather than from z_min: a plane is fitted to the lowest observed cells
+and subtracted before heights below 0 are clipped. A depth scale off by 1 % (within what a
+RealSense's absolute accuracy and a calibration fit leave) puts a table 0.88 m from the camera
+9 mm above z_min, and with the sensor's noise 18 % of its cells then stand higher than the
+1 cm at which the policy's action mask and VPG's rewards see an object (measured in the MuJoCo
+cell with the D415 model); a camera tilted by 0.3° tilts the table by 2 mm across the
+workspace. The fit removes both. Its correction is bounded (`max_correction`): a larger one
+means a wrong calibration, or a table hidden under objects, and is not applied.
 """
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
@@ -39,6 +50,93 @@ class Heightmaps(NamedTuple):
     color: np.ndarray
     height: np.ndarray
     observed: np.ndarray
+    table: 'TablePlane | None' = None
+    """The table fit of this frame, when the builder has a TableFit."""
+
+
+@dataclass(frozen=True)
+class TableFit:
+    """How the table plane is found in a frame (see fit_table_plane)."""
+
+    max_correction: float = 0.015
+    """m; a fitted plane farther than this from z_min at a workspace corner is not applied
+    (the smallest VPG block is 25 mm tall, so object tops cannot pass as the table)."""
+    inlier_band: float = 0.004
+    """m; cells this close to the plane are table (D415 noise at 0.9 m is about 1.1 mm RMS,
+    plus 1 mm quantisation)."""
+    init_fraction: float = 0.3
+    """The first fit uses the lowest this fraction of observed cells (objects may cover the
+    rest)."""
+    min_inliers: float = 0.2
+    """The fit is not applied when fewer than this fraction of observed cells are table."""
+    stride: int = 4
+    """Every stride-th cell in x and y enters the fit (the plane has three parameters)."""
+
+    def __post_init__(self):
+        if not (self.max_correction > 0 and self.inlier_band > 0 and self.stride >= 1
+                and 0 < self.init_fraction <= 1 and 0 <= self.min_inliers <= 1):
+            raise ValueError(f'invalid TableFit {self}')
+
+
+class TablePlane(NamedTuple):
+    """
+    A table plane fitted to one frame: height offset (m) = a·col + b·row + c on the grid.
+
+    applied: whether it was subtracted; reason: why not, when not.
+    """
+
+    a: float
+    b: float
+    c: float
+    inliers: float
+    """Fraction of the fitted cells within the inlier band."""
+    correction: float
+    """Largest |offset| at the workspace's corners, m."""
+    applied: bool
+    reason: str = ''
+
+    def offsets(self, shape):
+        """Return the plane's height offset at every cell of a (rows, cols) grid, float32."""
+        rows, cols = np.ogrid[:shape[0], :shape[1]]
+        return (self.a * cols + self.b * rows + self.c).astype(np.float32)
+
+
+def fit_table_plane(height, observed, config=TableFit()):
+    """
+    Fit the table plane to raw heights (m above z_min, not clipped at 0) of observed cells.
+
+    Least squares on the lowest init_fraction of the cells, then twice on the cells within
+    inlier_band of the plane. Returns a TablePlane; applied is False (with the reason) when too
+    few cells are table or the plane lies farther than max_correction from z_min.
+    """
+    height = np.asarray(height, dtype=np.float64)
+    rows_n, cols_n = height.shape
+    rows, cols = np.mgrid[0:rows_n:config.stride, 0:cols_n:config.stride]
+    keep = np.asarray(observed)[rows, cols] & np.isfinite(height[rows, cols])
+    z = height[rows, cols][keep]
+    if z.size < 3:
+        return TablePlane(0.0, 0.0, 0.0, 0.0, 0.0, False, 'no observed cells')
+    design = np.column_stack([cols[keep], rows[keep], np.ones(z.size)]).astype(np.float64)
+    select = z <= np.quantile(z, config.init_fraction)
+    coef = np.zeros(3)
+    for _ in range(3):
+        if select.sum() < 3:
+            break
+        coef = np.linalg.lstsq(design[select], z[select], rcond=None)[0]
+        select = np.abs(z - design @ coef) < config.inlier_band
+    inliers = float(select.mean())
+    corners = np.array([[0, 0, 1], [cols_n - 1, 0, 1], [0, rows_n - 1, 1],
+                        [cols_n - 1, rows_n - 1, 1]], dtype=np.float64) @ coef
+    correction = float(np.max(np.abs(corners)))
+    a, b, c = (float(v) for v in coef)
+    if inliers < config.min_inliers:
+        return TablePlane(a, b, c, inliers, correction, False,
+                          f'only {100 * inliers:.0f} % of the cells lie on a plane')
+    if correction > config.max_correction:
+        return TablePlane(a, b, c, inliers, correction, False,
+                          f'the table plane lies {1000 * correction:.1f} mm from z_min, more '
+                          f'than {1000 * config.max_correction:.1f} mm: check the calibration')
+    return TablePlane(a, b, c, inliers, correction, True)
 
 
 def check_intrinsics(intrinsics):
@@ -111,8 +209,10 @@ class HeightmapBuilder:
     one builder per thread.
     """
 
-    def __init__(self, grid=None):
+    def __init__(self, grid=None, table_fit=None):
         self.grid = grid if grid is not None else HeightmapGrid()
+        self.table_fit = table_fit
+        """A TableFit to measure heights from the table found in each frame; None: z_min."""
         self._geometry_key = None
         self._geometry = None
         self._buffers = None
@@ -172,12 +272,18 @@ class HeightmapBuilder:
         winner = best & 0xFFFFFFFF
         height = np.take(z_flat, winner)
         height -= self.grid.z_min
+        observed = (winner != no_point).reshape(rows, cols)
+        height = height.reshape(rows, cols)
+        table = None
+        if self.table_fit is not None:
+            table = fit_table_plane(height, observed, self.table_fit)
+            if table.applied:
+                height -= np.where(observed, table.offsets(height.shape), 0.0)
         np.maximum(height, 0.0, out=height)
         color_flat[:-1] = color.reshape(-1, 3)
         color_map = np.take(color_flat.reshape(-1).view('V3'), winner).view(np.uint8)
-        return Heightmaps(color_map.reshape(rows, cols, 3),
-                          height.astype(np.float32).reshape(rows, cols),
-                          (winner != no_point).reshape(rows, cols))
+        return Heightmaps(color_map.reshape(rows, cols, 3), height.astype(np.float32),
+                          observed, table)
 
     def _geometry_for(self, shape, intrinsics, base_T_camera, depth_scale):
         k = check_intrinsics(intrinsics)

@@ -17,6 +17,9 @@ The frame callbacks only pair frames; a worker thread builds the newest pair, sk
 that arrived while it was busy, so taking frames never waits behind a build and a request is
 answered from the freshest frame rather than from a backlog.
 
+Heights are measured from the table plane found in each frame (`table_refit`, see
+vpg_perception.heightmap.TableFit), so a depth scale or tilt error of the camera does not raise
+the table towards object height; a plane too far from workspace.z_min is reported, not applied.
 The camera pose and depth scale come from the calibration file; a broken file stops the node
 at start with a message naming the file and the problem. Bad frames are logged (throttled per
 kind of problem) and skipped.
@@ -49,7 +52,8 @@ from vpg_perception.conversions import (color_image_to_rgb, depth_image_to_metre
                                         numpy_to_image)
 from vpg_perception.frame_sync import FramePairer, Stream
 from vpg_perception.grid import HeightmapGrid
-from vpg_perception.heightmap import check_intrinsics, colorize_height, HeightmapBuilder
+from vpg_perception.heightmap import (check_intrinsics, colorize_height, HeightmapBuilder,
+                                      TableFit)
 
 _NS = 1_000_000_000
 # Camera subscription QoS by name (parameter camera_qos).
@@ -73,6 +77,7 @@ class HeightmapNodeParams:
     max_service_wait: float
     log_throttle: float
     camera_qos: str
+    table_fit: TableFit | None
 
 
 def _range(low, high):
@@ -125,6 +130,13 @@ def declare_parameters(node):
          'publishing with SENSOR_DATA). Best effort lost 80 % of the frames of each stream, '
          'each independently, with both cores busy, so colour and depth stopped pairing.',
          {'additional_constraints': ' or '.join(CAMERA_QOS)}),
+        ('table_refit', True,
+         'Measure heights from the table plane fitted in each frame instead of from '
+         'workspace.z_min (vpg_perception.heightmap.TableFit): removes what a depth scale or '
+         'camera tilt error does to the table.', {}),
+        ('table_refit_max_correction', TableFit.max_correction,
+         'Metres; a fitted table plane farther than this from workspace.z_min is not applied '
+         '(and a warning says to check the calibration).', _range(1e-3, 0.1)),
     ]
     values = {}
     for name, value, description, extra in specs:
@@ -138,7 +150,9 @@ def declare_parameters(node):
         y_min=values.pop('workspace.y_min'), y_max=values.pop('workspace.y_max'),
         z_min=values.pop('workspace.z_min'), z_max=values.pop('workspace.z_max'),
         resolution=values.pop('heightmap_resolution'))
-    return HeightmapNodeParams(grid=grid, **values)
+    max_correction = values.pop('table_refit_max_correction')
+    table_fit = TableFit(max_correction=max_correction) if values.pop('table_refit') else None
+    return HeightmapNodeParams(grid=grid, table_fit=table_fit, **values)
 
 
 def _stamp_ns(stamp):
@@ -180,7 +194,7 @@ class HeightmapNode(Node):
             self.destroy_node()
             raise
         p = self.params
-        self._builder = HeightmapBuilder(p.grid)
+        self._builder = HeightmapBuilder(p.grid, p.table_fit)
         self._pairer = FramePairer(int(round(p.max_stamp_difference * _NS)))
         self._log = _ThrottledLog(self.get_logger(), p.log_throttle)
         self._intrinsics = None
@@ -294,6 +308,9 @@ class HeightmapNode(Node):
         calibration = self.calibration
         maps = self._builder.build(color, depth, self._intrinsics, calibration.base_T_camera,
                                    calibration.depth_scale)
+        if maps.table is not None and not maps.table.applied:
+            self._log.warning('table', f'heights measured from workspace.z_min, not from the '
+                                       f'table: {maps.table.reason}')
         if not maps.observed.any():
             self._reject('workspace', 'no depth point fell inside the workspace box; check '
                                       f'{p.calibration_file} and the workspace.* parameters')
