@@ -15,23 +15,18 @@ wrote. If it is killed instead, the file stays readable up to the last flush (fl
 """
 
 from dataclasses import dataclass
-import faulthandler
 from functools import partial
 import importlib
-import signal
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType)
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.impl.implementation_singleton import rclpy_implementation
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from vpg_bringup.recording import (DefinitionNotFound, McapRecorder, OfferedQos,
                                    split_action_part, split_type_name)
+from vpg_common.node_runner import run_node
 
 DEFAULT_TOPICS = (
     ('heightmap', 'vpg_interfaces/msg/Heightmap'),
@@ -220,39 +215,8 @@ class RecorderNode(Node):
 
 
 def main(args=None):
-    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = RecorderNode()
-            except (ValueError, DefinitionNotFound, OSError) as error:
-                get_logger('recorder').fatal(f'cannot start: {error}')
-                return 1
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                # spin_once in a loop: a stop that races the wait set cannot leave it waiting.
-                while rclpy.ok():
-                    executor.spin_once(timeout_sec=0.25)
-            except rclpy_implementation.RCLError:
-                # SIGTERM can shut the context down while the executor builds its wait set;
-                # that is a requested stop, anything else is a real error.
-                if rclpy.ok():
-                    raise
-            finally:
-                # A second Ctrl-C while the summary is written would leave it half written.
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                written = node.stop()
-                logger = node.get_logger().name
-                executor.shutdown()
-                node.destroy_node()
-                # Logged once the node is gone: its rosout publisher died with the context.
-                get_logger(logger).info(written)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node(RecorderNode, 'recorder', args=args,
+                    startup_errors=(ValueError, DefinitionNotFound, OSError))
 
 
 if __name__ == '__main__':

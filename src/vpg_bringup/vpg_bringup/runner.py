@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+from vpg_common.node_runner import PARENT_PID_ENV
+
 
 class NodeDied(RuntimeError):
     """A node process exited while the graph was meant to be running."""
@@ -46,7 +48,9 @@ class GraphRunner:
         self.specs = list(specs)
         self.config_dir = config_dir or config_directory()
         # The ROS wheels re-exec Python with their library path: pass the environment whole.
-        self.env = dict(os.environ if env is None else env)
+        # Each node also stops when this process is gone (vpg_common.node_runner), so a script
+        # killed before it could stop its graph leaves no node behind.
+        self.env = dict(os.environ if env is None else env, **{PARENT_PID_ENV: str(os.getpid())})
         self.output = output or sys.stdout
         self.stop_timeout = stop_timeout
         self.processes = {}

@@ -13,23 +13,18 @@ The protocol has no authentication: the server binds to 127.0.0.1 unless `host` 
 """
 
 from dataclasses import dataclass
-import faulthandler
 from functools import partial
-import signal
 
 from action_msgs.msg import GoalStatusArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType)
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.impl.implementation_singleton import rclpy_implementation
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from vpg_bringup.recorder_node import message_class
 from vpg_bringup.recording import DefinitionNotFound, MessageDefinitions
 from vpg_bringup.viewer import (check_topics, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TOPICS,
                                 TerminalGoals, ViewerServer, ViewerTopic)
+from vpg_common.node_runner import run_node
 from vpg_interfaces.action import PickAll
 
 RESULT_TOPIC = 'pick_all/result'
@@ -194,29 +189,8 @@ class ViewerNode(Node):
 
 
 def main(args=None):
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = ViewerNode()
-            except (ValueError, DefinitionNotFound, OSError) as error:
-                get_logger('viewer').fatal(f'cannot start: {error}')
-                return 1
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                while rclpy.ok():
-                    executor.spin_once(timeout_sec=0.25)
-            except rclpy_implementation.RCLError:
-                if rclpy.ok():
-                    raise
-            finally:
-                node.stop()
-                executor.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node(ViewerNode, 'viewer', args=args,
+                    startup_errors=(ValueError, DefinitionNotFound, OSError))
 
 
 if __name__ == '__main__':

@@ -49,7 +49,14 @@ def test_files_match_their_layouts(tmp_path):
     generated = sorted(tmp_path.glob('*.txt'))
     assert [p.name for p in generated] == [p.name for p in CASE_FILES]
     for new, committed in zip(generated, CASE_FILES):
-        assert new.read_text() == committed.read_text(), committed.name
+        # Same meshes, numbers equal to the last few bits (an Euler angle computed through
+        # another numpy code path may differ in its last digit).
+        new_rows = [line.split() for line in new.read_text().splitlines()]
+        old_rows = [line.split() for line in committed.read_text().splitlines()]
+        assert [row[0] for row in new_rows] == [row[0] for row in old_rows], committed.name
+        np.testing.assert_allclose(np.array([row[1:] for row in new_rows], dtype=float),
+                                   np.array([row[1:] for row in old_rows], dtype=float),
+                                   rtol=0, atol=1e-12, err_msg=committed.name)
     assert (tmp_path / 'README.md').read_text() == (bundled_cases_dir() / 'README.md').read_text()
 
 

@@ -13,26 +13,23 @@ checked between primitives; the arm then goes home. Debug: `execute_primitive` r
 primitive when no goal is running.
 """
 
-import faulthandler
 import math
-import signal
 import threading
 import time
 
 from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import WrenchStamped
 import numpy as np
-import rclpy
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
-                             SingleThreadedExecutor)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from vpg_common.node_runner import run_node
 from vpg_executor import gripper_action
 from vpg_executor.motion import JointStateCache, JointTrajectoryBackend, MotionError
 from vpg_executor.parameters import declare_parameters
@@ -264,8 +261,11 @@ class ExecutorNode(Node):
         self._state_listener.close()
 
     def destroy_node(self):
-        """Stop the waits and the robot-state listener, then destroy the node."""
+        """Stop the waits and the robot-state listener, close the backend, destroy the node."""
         self.stop()
+        close = getattr(self.backend, 'close', None)
+        if close is not None:
+            close()
         super().destroy_node()
 
     def _raise_if_stopping(self, error):
@@ -445,30 +445,8 @@ def choice_from_msg(action):
 
 
 def main(args=None):
-    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    try:
-        with rclpy.init(args=args):
-            node = ExecutorNode()
-            executor = MultiThreadedExecutor(num_threads=4)
-            executor.add_node(node)
-            try:
-                # spin_once in a loop: a stop that races the wait set cannot leave it waiting.
-                while rclpy.ok():
-                    executor.spin_once(timeout_sec=0.25)
-            except rclpy_implementation.RCLError:
-                # SIGTERM can shut the context down while the executor builds its wait set;
-                # that is a requested stop, anything else is a real error.
-                if rclpy.ok():
-                    raise
-            finally:
-                node.stop()  # a goal in progress unwinds now, not at its timeouts
-                close = getattr(node.backend, 'close', None)
-                if close is not None:
-                    close()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    return run_node(ExecutorNode, 'executor', threads=4, args=args)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

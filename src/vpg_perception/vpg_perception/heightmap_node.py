@@ -26,23 +26,18 @@ kind of problem) and skipped.
 """
 
 from dataclasses import dataclass
-import faulthandler
 import math
-import signal
 import threading
 import time
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.impl.implementation_singleton import rclpy_implementation
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
+from vpg_common.node_runner import run_node
 from vpg_interfaces.msg import Heightmap
 from vpg_interfaces.srv import GetHeightmap
 
@@ -356,32 +351,7 @@ class HeightmapNode(Node):
 
 
 def main(args=None):
-    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = HeightmapNode()
-            except ValueError as error:
-                get_logger('heightmap').fatal(f'cannot start: {error}')
-                return 1
-            executor = MultiThreadedExecutor(num_threads=4)
-            executor.add_node(node)
-            try:
-                # spin_once in a loop: a stop that races the wait set cannot leave it waiting.
-                while rclpy.ok():
-                    executor.spin_once(timeout_sec=0.25)
-            except rclpy_implementation.RCLError:
-                # SIGTERM can shut the context down while the executor builds its wait set;
-                # that is a requested stop, anything else is a real error.
-                if rclpy.ok():
-                    raise
-            finally:
-                executor.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node(HeightmapNode, 'heightmap', threads=4, args=args)
 
 
 if __name__ == '__main__':

@@ -13,9 +13,6 @@ Versions never go backwards.
 """
 
 from dataclasses import dataclass
-import faulthandler
-import signal
-import sys
 import threading
 import time
 from urllib.parse import unquote, urlparse
@@ -23,15 +20,13 @@ from urllib.parse import unquote, urlparse
 from geometry_msgs.msg import Point
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 import torch
 from visualization_msgs.msg import Marker, MarkerArray
+from vpg_common.node_runner import run_node
 from vpg_interfaces.msg import ModelUpdate
 from vpg_interfaces.srv import ChoosePrimitive
 from vpg_perception.conversions import heightmap_from_msg, numpy_to_image
@@ -349,29 +344,9 @@ def _point(xyz):
 
 
 def main(args=None):
-    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    # SIGINT/SIGTERM set an Event (rclpy's handler is off) and this thread spins with a bounded
-    # wait, so the stop is seen within one wait. (executor.spin() on a worker thread could miss
-    # executor.shutdown(): its wake-up guard is destroyed while a wait set is being built, and
-    # the wait then has no end; that held the process past SIGTERM until it was killed.)
-    stop = threading.Event()
-    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        try:
-            node = PolicyNode()
-        except (WeightsError, OSError, RuntimeError, ValueError) as exc:
-            rclpy.logging.get_logger('policy').fatal(f'cannot start: {exc}')
-            return 1
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.25)
-        executor.shutdown()  # lets a decision in progress finish and answer
-        node.destroy_node()
-    return 0
+    return run_node(PolicyNode, 'policy', threads=3, args=args,
+                    startup_errors=(WeightsError, OSError, RuntimeError, ValueError))
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    raise SystemExit(main())

@@ -35,10 +35,8 @@ MUJOCO_GL selects the render backend (egl by default here, or osmesa).
 import array
 import ctypes
 from dataclasses import dataclass
-import faulthandler
 import math
 import os
-import signal
 import threading
 import time
 
@@ -46,15 +44,14 @@ from geometry_msgs.msg import PoseStamped, WrenchStamped
 import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
+from vpg_common.node_runner import run_node
 from vpg_interfaces.srv import CountObjects, ResetScene
 from vpg_perception.conversions import numpy_to_image
 
@@ -672,6 +669,11 @@ class SimNode(Node):
         self.context.try_shutdown()
         raise error
 
+    @property
+    def exit_code(self):
+        """1 after a worker thread failed (the process then exits non-zero), else 0."""
+        return 0 if self.failure is None else 1
+
     def destroy_node(self):
         """Stop the physics and render threads, then destroy the node."""
         self._stop.set()
@@ -685,29 +687,7 @@ class SimNode(Node):
 
 
 def main(args=None):
-    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    try:
-        with rclpy.init(args=args):
-            node = SimNode()
-            executor = MultiThreadedExecutor(num_threads=4)
-            executor.add_node(node)
-            try:
-                # A bounded wait: a SIGTERM landing while the executor sets up its wait set
-                # can otherwise leave spin() waiting for ever on a shut-down context.
-                while node.context.ok():
-                    executor.spin_once(timeout_sec=0.25)
-            except Exception:  # rclpy raises RCLError if shut down while building a wait set
-                if node.context.ok():
-                    raise
-            finally:
-                executor.shutdown()
-                node.destroy_node()
-            if node.failure is not None:
-                return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node(SimNode, 'sim', threads=4, args=args)
 
 
 if __name__ == '__main__':

@@ -12,18 +12,13 @@ The learning itself is vpg_trainer.online / learner (no ROS); this file converts
 runs threads.
 """
 
-import faulthandler
 import math
-import signal
-import sys
 import threading
 
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
+from vpg_common.node_runner import run_node
 from vpg_interfaces.msg import ModelUpdate, TrainerStatus, Transition
 from vpg_perception.conversions import heightmap_from_msg
 from vpg_policy.decision import ActionMask
@@ -250,8 +245,8 @@ class TrainerNode(Node):
                                f'(loss {self.core.mean_loss():.4f})')
         return saved
 
-    def close(self):
-        """Stop learning, write a last checkpoint, close the store."""
+    def stop(self):
+        """Stop learning, write a last checkpoint, close the store (at the node's end)."""
         self._stop.set()
         self._thread.join(timeout=60.0)
         self.checkpoint()
@@ -259,28 +254,9 @@ class TrainerNode(Node):
 
 
 def main(args=None):
-    # Every thread's stack on SIGUSR1: how GraphRunner.stop shows where a node hangs.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    stop = threading.Event()
-    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        try:
-            node = TrainerNode()
-        except (ValueError, ReplayError, WeightsError, OSError) as error:
-            rclpy.logging.get_logger('trainer').fatal(f'cannot start: {error}')
-            return 1
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        # Spun here with a bounded wait, not by executor.spin() on a thread, which could miss
-        # executor.shutdown() and never return (see vpg_policy.policy_node.main).
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.25)
-        node.close()
-        executor.shutdown()
-        node.destroy_node()
-    return 0
+    return run_node(TrainerNode, 'trainer', threads=2, args=args,
+                    startup_errors=(ValueError, ReplayError, WeightsError, OSError))
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    raise SystemExit(main())

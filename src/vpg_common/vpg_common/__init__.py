@@ -1,0 +1,1 @@
+"""What every vpg node shares (no node of its own)."""
