@@ -14,7 +14,8 @@ setup(
     zip_safe=True,
     maintainer='vpg_ros2 maintainers',
     maintainer_email='dev@example.com',
-    description='What every vpg node shares: the node process runner.',
+    description=('What every vpg node shares: the node process runner, the gripper action '
+                 "types, the QoS of vpg's topics, primitive codes, stamp conversions."),
     license='Apache-2.0',
     extras_require={'test': ['pytest']},
 )

@@ -351,4 +351,4 @@ def test_mujoco_cell_and_executor_speak_the_same_gripper_action():
     config = load_yaml(CONFIG_DIR / 'sim.yaml')
     sim = parameters(config['/**/sim'])
     executor = executor_parameters('sim.yaml')
-    assert sim['gripper_interface'] == executor_gripper_interface(executor)
+    assert sim['gripper.interface'] == executor_gripper_interface(executor)

@@ -10,13 +10,13 @@ from vpg_bringup.graph import sim_graph
 from vpg_bringup.pick_all_client import (EpisodeLog, PickAllClient, PickAllClientError,
                                          StepRecord)
 from vpg_bringup.runner import GraphRunner, NodeDied
-from vpg_bringup.spun_node import SpunNode
+from vpg_common.client_node import ClientNode
 from vpg_interfaces.action import PickAll
 
 
 @pytest.fixture
 def spun():
-    spun = SpunNode('pick_all_client_test')
+    spun = ClientNode('pick_all_client_test')
     yield spun
     spun.close()
 
@@ -86,7 +86,7 @@ def test_episode_log_round_trips_through_json():
 def cell():
     log = io.StringIO()
     runner = GraphRunner(sim_graph(seed=0, num_objects=0, weights=''), output=log)
-    spun = SpunNode('pick_all_client_e2e')
+    spun = ClientNode('pick_all_client_e2e')
     runner.start()
     try:
         client = PickAllClient(spun.node, runner)

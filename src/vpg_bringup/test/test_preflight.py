@@ -23,7 +23,7 @@ from rcl_interfaces.srv import SetParameters
 from vpg_bringup.graph import sim_graph
 from vpg_bringup.pick_all_client import PickAllClient
 from vpg_bringup.runner import GraphRunner
-from vpg_bringup.spun_node import SpunNode
+from vpg_common.client_node import ClientNode
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def cell_graph(gripper_action=GRIPPER_ACTION):
 
 def start_cell(specs, log):
     runner = GraphRunner(specs, output=log)
-    spun = SpunNode('preflight_test')
+    spun = ClientNode('preflight_test')
     runner.start()
     try:
         PickAllClient(spun.node, runner).wait_ready(180.0)

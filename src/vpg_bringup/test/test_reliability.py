@@ -22,7 +22,7 @@ from sensor_msgs.msg import Image, JointState
 from vpg_bringup.graph import sim_graph
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.runner import GraphRunner
-from vpg_bringup.spun_node import SpunNode
+from vpg_common.client_node import ClientNode
 from vpg_executor.motion import UR_JOINT_NAMES
 from vpg_executor.primitives import PrimitiveConfig
 from vpg_interfaces.action import PickAll
@@ -94,7 +94,7 @@ def graph():
 def cell():
     log = io.StringIO()
     runner = GraphRunner(graph(), output=log)
-    spun = SpunNode('reliability_test')
+    spun = ClientNode('reliability_test')
     probe = Probe(spun.node)
     parameters = spun.node.create_client(SetParameters, '/sim/set_parameters')
     runner.start()

@@ -11,8 +11,8 @@ from vpg_bringup.graph import sim_graph, viewer_spec
 from vpg_bringup.pick_all_client import PickAllClient
 from vpg_bringup.recording import _parsable_schema
 from vpg_bringup.runner import GraphRunner
-from vpg_bringup.spun_node import SpunNode
 from vpg_bringup.viewer_client import ViewerClient
+from vpg_common.client_node import ClientNode
 from vpg_interfaces.action import PickAll
 
 HEIGHTMAP_SIZE = 224
@@ -56,7 +56,7 @@ def test_a_foxglove_client_sees_heightmaps_q_heatmaps_and_the_result_of_pick_all
                                    extra=[viewer_spec(port=port,
                                                       parameters={'use_sim_time': True})]),
                          output=log)
-    spun = SpunNode('viewer_e2e')
+    spun = ClientNode('viewer_e2e')
     runner.start()
     try:
         pick_all = PickAllClient(spun.node, runner)

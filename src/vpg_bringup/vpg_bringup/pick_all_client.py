@@ -47,6 +47,8 @@ class StepRecord:
     objects_seen_remaining: int
     consecutive_failures: int
     weights_version: int
+    epsilon: float = 0.0
+    """Exploration probability the executor's decision used."""
 
     @classmethod
     def from_feedback(cls, feedback):
@@ -57,7 +59,8 @@ class StepRecord:
                    push_changed=bool(feedback.push_changed),
                    objects_seen_remaining=int(feedback.objects_seen_remaining),
                    consecutive_failures=int(feedback.consecutive_failures),
-                   weights_version=int(feedback.weights_version))
+                   weights_version=int(feedback.weights_version),
+                   epsilon=round(float(feedback.epsilon), 6))
 
 
 @dataclass

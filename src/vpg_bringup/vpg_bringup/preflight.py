@@ -18,6 +18,7 @@ import time
 
 from vpg_bringup import preflight_checks as checks
 from vpg_bringup.graph import DEFAULT_UR_TYPE, enclave
+from vpg_common.stamps import to_seconds
 
 ENCLAVE = enclave('preflight')
 COLOR_TOPIC = '/camera/camera/color/image_raw'
@@ -101,14 +102,10 @@ class CellListener:
         node.create_subscription(JointState, joint_states_topic, self._on_joints, 50)
         node.create_subscription(PoseStamped, TCP_POSE_TOPIC, self._on_tcp, 10)
 
-    @staticmethod
-    def _stamp(msg):
-        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
     def _on_camera(self, observation, msg):
         with self.lock:
             observation.receive_times.append(time.monotonic())
-            observation.stamps.append(self._stamp(msg))
+            observation.stamps.append(to_seconds(msg.header.stamp))
             observation.sizes.add((msg.width, msg.height))
             observation.frame_ids.add(msg.header.frame_id)
             if hasattr(msg, 'encoding'):

@@ -25,7 +25,7 @@ from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.progress import Progress
 from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
-from vpg_bringup.spun_node import SpunNode
+from vpg_common.client_node import ClientNode
 from vpg_interfaces.action import PickAll
 
 
@@ -118,7 +118,7 @@ def main(argv=None):
         runner.start()
         # Spun with a stop flag and joined before shutdown: an executor.spin() thread still
         # running at exit aborted the process ("terminate called without an active exception").
-        spun = SpunNode('soak')
+        spun = ClientNode('soak')
         client = PickAllClient(spun.node, runner)
         client.wait_ready(180.0)
         sampler.sample(0)

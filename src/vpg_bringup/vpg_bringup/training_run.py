@@ -24,21 +24,19 @@ import sys
 import threading
 import time
 
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from vpg_bringup.graph import training_graph, viewer_spec
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
+from vpg_common.client_node import ClientNode
+from vpg_common.primitives import PRIMITIVE_NAMES
 from vpg_interfaces.action import PickAll
 from vpg_interfaces.msg import TrainerStatus
 from vpg_interfaces.srv import ChoosePrimitive
 from vpg_trainer.checkpoints import CheckpointStore
 from vpg_trainer.online import initial_checkpoint, TrainerConfig
-from vpg_trainer.progress import (ActionRow, epsilon_schedule, MetricsCsv, plot_curves,
-                                  read_rows, TrainingProgress)
+from vpg_trainer.progress import ActionRow, MetricsCsv, plot_curves, read_rows, TrainingProgress
 
-PRIMITIVES = {0: 'push', 1: 'grasp'}
 # An episode that fails for a reason other than the robot's (perception, policy) is retried
 # with a new scene; this many in a row end the run.
 MAX_FAILED_EPISODES = 5
@@ -117,8 +115,8 @@ class TrainingRun:
         with self.lock:
             if self.progress.actions >= self.args.actions:
                 return
-            primitive = PRIMITIVES.get(step.primitive, 'push')
-            epsilon = epsilon_schedule(self.progress.actions)
+            primitive = PRIMITIVE_NAMES.get(step.primitive, 'push')
+            epsilon = float(step.epsilon)  # what the executor's schedule gave this decision
             self.progress.add(primitive, step.grasp_success, step.push_changed)
             elapsed = time.monotonic() - self.start
             rate = (self.progress.actions - self.start_actions) / max(elapsed, 1e-6)
@@ -247,17 +245,13 @@ def main(argv=None):
               'Lichtblick (Foxglove WebSocket; layout src/vpg_bringup/foxglove/vpg.json)')
     log = open(os.path.join(run_dir, 'nodes.log'), 'a')
     runner = GraphRunner(graph, output=log, stop_timeout=60.0)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('training_run', context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    client_node = ClientNode('training_run', threads=2, start=False)
+    node = client_node.node
     status = 1
     run = TrainingRun(args, node, run_dir)
     try:
         runner.start()
-        spinner.start()
+        client_node.start()
         namespaces = [f'cell{k}' if args.cells > 1 else '' for k in range(args.cells)]
         clients = [PickAllClient(node, runner, ns) for ns in namespaces]
         for client in clients:
@@ -297,9 +291,7 @@ def main(argv=None):
                         title=f'Training in the MuJoCo cell ({Path(run_dir).name})')
         run.close()
         log.close()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        client_node.close()
     print(f'train: {info["actions"]} actions, grasp success (last 200) '
           f'{_pct(info["grasp_success_last200"])}, {info["wall_minutes"]} min; '
           f'see {run_dir}/curve.png')

@@ -59,12 +59,13 @@ def watched_parent(environ=None):
     return pid if pid > 1 else None
 
 
-def make_executor(threads):
+def make_executor(threads, context=None):
     """Return a single-threaded executor for 1 thread, a multi-threaded one for more."""
     if threads < 1:
         raise ValueError(f'threads must be >= 1, got {threads}')
-    return SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(
-        num_threads=threads)
+    if threads == 1:
+        return SingleThreadedExecutor(context=context)
+    return MultiThreadedExecutor(num_threads=threads, context=context)
 
 
 def run_node(make_node, name, threads=1, startup_errors=(ValueError, OSError), args=None):

@@ -24,10 +24,15 @@ import sys
 import threading
 import time
 
+from vpg_bringup.graph import sim_graph
+from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.progress import Progress
-from vpg_bringup.runner import raise_keyboard_interrupt_on
-
+from vpg_bringup.ros_domain import claim_free_domain_id, isolate
+from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
+from vpg_common.client_node import ClientNode
 from vpg_evaluation import harness
+from vpg_interfaces.action import PickAll
+from vpg_policy.weights import read_weights, WeightsError
 
 _RESET_TIMEOUT = 180.0  # s: 30 blocks falling and settling on a loaded machine
 
@@ -130,7 +135,6 @@ def resolve_weights(args):
                     'untrained network (a test of the harness, not a result).')
             resolved[policy] = harness.WeightsInfo()
             continue
-        from vpg_policy.weights import read_weights, WeightsError
         try:
             loaded = read_weights(path)
         except (OSError, WeightsError) as error:
@@ -143,7 +147,6 @@ def resolve_weights(args):
 
 def policy_graph(weights, device):
     """Describe the MuJoCo graph serving `weights`: heatmaps off, variant from the file."""
-    from vpg_bringup.graph import sim_graph
     specs = sim_graph(seed=0, num_objects=0, weights=weights.path, device=device)
     return [dataclasses.replace(spec, parameters={**spec.parameters, 'variant': weights.variant,
                                                   'publish_heatmaps': False})
@@ -171,10 +174,6 @@ class CellSession:
             runner.stop()
 
     def __enter__(self):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from vpg_bringup.pick_all_client import PickAllClient
-        from vpg_bringup.runner import GraphRunner
 
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, 'a', encoding='utf-8')
@@ -183,44 +182,28 @@ class CellSession:
             env['ROS_DOMAIN_ID'] = str(self.domain_id)
         self.runner = GraphRunner(policy_graph(self.weights, self.device), env=env,
                                   output=self._log)
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=self.domain_id)
-        self.node = rclpy.create_node('evaluate', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self.client_node = ClientNode('evaluate', domain_id=self.domain_id, start=False)
+        self.node = self.client_node.node
         try:
             if self._stop_requested:  # stop() came before the runner existed
                 self.runner.stop()
             self.runner.start()
             self.client = PickAllClient(self.node, self.runner)  # before the node spins
-            self._thread.start()
+            self.client_node.start()
             self.client.wait_ready(self.ready_timeout)
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def _spin(self):
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
     def __exit__(self, *exc):
-        import rclpy
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        self.client_node.close()
         self.runner.stop()
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
         self._log.close()
         return False
 
     def run(self, spec, policy, run_timeout=None):
         """Reset the scene for `spec`, run one greedy goal, return the run record."""
-        from vpg_interfaces.action import PickAll
         self.client.reset_scene(num_objects=spec.num_objects, seed=spec.seed,
                                 test_case_file=spec.test_case_file, timeout=_RESET_TIMEOUT)
         goal = PickAll.Goal(max_actions=spec.max_actions,
@@ -247,10 +230,6 @@ def make_policy_runner(args, out, progress=None):
     With --jobs > 1 every worker thread claims a DDS domain of its own, so the cells' /clock
     and driver topics never meet.
     """
-    from vpg_bringup.pick_all_client import PickAllClientError
-    from vpg_bringup.ros_domain import claim_free_domain_id
-    from vpg_bringup.runner import NodeDied
-
     domains = threading.local()
     stopping = threading.Event()
     open_cells = set()
@@ -323,7 +302,6 @@ def main(argv=None):
         print(f'evaluate: {error}', file=sys.stderr)
         return 2
     if 'ROS_DOMAIN_ID' not in os.environ and not args.summary_only:
-        from vpg_bringup.ros_domain import isolate
         print(f'evaluate: ROS_DOMAIN_ID={isolate()} (a free one)')
     case_runs = args.runs if args.case_runs is None else args.case_runs
     print(f'evaluate: N = {args.runs} runs per scenario and policy'

@@ -15,13 +15,13 @@ the mean over cases.
 """
 
 from dataclasses import asdict, dataclass
-import hashlib
 import json
 import math
 import os
 from pathlib import Path
 import threading
 
+from vpg_common.files import file_sha256
 from vpg_evaluation import intervals, metrics, perturbation
 
 SCENARIOS = ('random', 'challenging')
@@ -61,10 +61,6 @@ def bundled_cases_dir():
 
 def bundled_cases():
     return sorted(bundled_cases_dir().glob('*.txt'))
-
-
-def file_sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ harness's keys), so runs saved as JSON lines can be recomputed at any time. No R
 from dataclasses import asdict, dataclass
 import math
 
-PUSH, GRASP = 0, 1
+from vpg_common.primitives import GRASP, PUSH
+
 SUCCESS_REWARD = 0.5  # VPG counts a grasp whose reward reaches this as a success
 
 

@@ -57,14 +57,13 @@ import time
 import numpy as np
 from vpg_bringup.progress import Progress
 from vpg_bringup.runner import raise_keyboard_interrupt_on
-
+from vpg_common.primitives import GRASP, PUSH
 from vpg_evaluation import harness, metrics
 
 ARMS = ('grasp_only', 'multitask')
 ARM_VARIANTS = {'grasp_only': 'vpg', 'multitask': 'multitask'}
 ARM_LABELS = {'grasp_only': 'grasp only (N grasps, vpg)',
               'multitask': 'multitask (N/2 grasps + N/2 pushes)'}
-PUSH, GRASP = 0, 1  # TransitionRecord.primitive
 # Scene seeds of the evaluation: far above what the training driver uses (its seeds are
 # run seed x 100000 + episode x 10 + cell, below 10^9 for run seeds below 10000).
 EVAL_FIRST_SEED = 10 ** 9

@@ -147,10 +147,16 @@ def test_exploration_epsilon_comes_from_the_goal_or_the_schedule():
 
     loop = make_loop(world, choose)
     loop.epsilon_schedule = lambda: 0.42
-    loop.run(Goal(max_actions=1, max_consecutive_failures=5, explore=True, allowed=2))
-    loop.run(Goal(max_actions=1, max_consecutive_failures=5, explore=True, epsilon=0.2))
-    loop.run(Goal(max_actions=1, max_consecutive_failures=5, explore=False, epsilon=0.9))
+    reports = []
+    loop.run(Goal(max_actions=1, max_consecutive_failures=5, explore=True, allowed=2),
+             on_feedback=reports.append)
+    loop.run(Goal(max_actions=1, max_consecutive_failures=5, explore=True, epsilon=0.2),
+             on_feedback=reports.append)
+    loop.run(Goal(max_actions=1, max_consecutive_failures=5, explore=False, epsilon=0.9),
+             on_feedback=reports.append)
     assert seen == [(0.42, 2), (0.2, 0), (0.0, 0)]
+    # Each step reports the epsilon its decision used (the training CSV logs this one).
+    assert [report.epsilon for report in reports] == [0.42, 0.2, 0.0]
 
 
 @pytest.mark.parametrize('goal', [Goal(0, 5), Goal(5, 0), Goal(5, 5, allowed=7),

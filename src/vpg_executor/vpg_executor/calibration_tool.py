@@ -19,7 +19,6 @@ import math
 import threading
 import time
 
-from builtin_interfaces.msg import Duration
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
@@ -29,6 +28,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from vpg_common.stamps import duration_msg
 from vpg_executor.ur_kinematics import (forward_kinematics, inverse_kinematics, MODELS,
                                         nearest_solution)
 from vpg_perception.calibration import (calibration_grid, CameraCalibration, fit_camera_pose,
@@ -171,11 +171,6 @@ def declare_parameters(node):
     return params
 
 
-def _duration(seconds):
-    sec = int(math.floor(seconds))
-    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
-
-
 class CalibrationTool(Node):
     """Collects marker observations and writes the calibration; see the module docstring."""
 
@@ -265,7 +260,7 @@ class CalibrationTool(Node):
         duration = max(p.min_move_time, float(np.max(np.abs(target - start))) / p.joint_speed)
         msg = JointTrajectory(joint_names=list(ARM_JOINTS))
         msg.points = [JointTrajectoryPoint(positions=target.tolist(), velocities=[0.0] * 6,
-                                           time_from_start=_duration(duration))]
+                                           time_from_start=duration_msg(duration))]
         self._trajectory_pub.publish(msg)
         try:
             self._wait(lambda: np.max(np.abs(self._joints - target)) < p.position_tolerance,

@@ -25,11 +25,12 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vpg_common.node_runner import run_node
+from vpg_common.qos import TRANSITIONS_QOS
+from vpg_common.stamps import duration_msg, to_seconds
 from vpg_executor import gripper_action
 from vpg_executor.motion import JointStateCache, JointTrajectoryBackend, MotionError
 from vpg_executor.parameters import declare_parameters
@@ -42,11 +43,6 @@ from vpg_interfaces.action import PickAll
 from vpg_interfaces.msg import PrimitiveAction, Transition
 from vpg_interfaces.srv import ChoosePrimitive, ExecutePrimitive, GetHeightmap
 from vpg_perception.conversions import heightmap_from_msg
-
-# Transient local: a trainer that (re)starts late still receives the last 100 transitions.
-TRANSITION_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                            history=HistoryPolicy.KEEP_LAST)
 
 
 _STATUS_NAMES = {GoalStatus.STATUS_ABORTED: 'aborted', GoalStatus.STATUS_CANCELED: 'canceled',
@@ -62,12 +58,6 @@ def wait_future(future, timeout, stop=None):
         if (stop is not None and stop.is_set()) or time.monotonic() >= deadline:
             return future.done()
     return True
-
-
-def duration_msg(seconds):
-    from builtin_interfaces.msg import Duration
-    nanoseconds = int(round(seconds * 1e9))
-    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 class RobotStateListener:
@@ -144,7 +134,7 @@ class ExecutorNode(Node):
                                                     callback_group=self._io_group)
         self._policy_client = self.create_client(ChoosePrimitive, 'choose_primitive',
                                                  callback_group=self._io_group)
-        self._transition_pub = self.create_publisher(Transition, 'transitions', TRANSITION_QOS)
+        self._transition_pub = self.create_publisher(Transition, 'transitions', TRANSITIONS_QOS)
 
         self.backend = backend or self._make_backend()
         self.robot = PrimitiveExecutor(self.backend, self.params.primitives)
@@ -178,12 +168,12 @@ class ExecutorNode(Node):
             self.get_logger().error('malformed joint state ignored',
                                     throttle_duration_sec=5.0)
             return
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = to_seconds(msg.header.stamp)
         self._joint_states.update(msg.name, msg.position, stamp)
 
     def _on_wrench(self, msg):
         force = msg.wrench.force
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = to_seconds(msg.header.stamp)
         self._joint_states.update_wrench((force.x, force.y, force.z), stamp)
 
     def _publish_trajectory(self, joint_names, times, positions, velocities):
@@ -354,7 +344,8 @@ class ExecutorNode(Node):
                 grasp_success=report.grasp_success, push_changed=report.push_changed,
                 objects_seen_remaining=report.objects_seen_remaining,
                 consecutive_failures=report.consecutive_failures,
-                weights_version=int(report.choice.weights_version))
+                weights_version=int(report.choice.weights_version),
+                epsilon=float(report.epsilon))
             if report.choice.message is not None:
                 feedback.action = report.choice.message
             goal_handle.publish_feedback(feedback)

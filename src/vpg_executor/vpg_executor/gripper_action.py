@@ -1,52 +1,17 @@
 """
-The gripper controller's action, in either of the two types ros2_robotiq_gripper has served.
+Goals to and results from the gripper controller's action, in either type it may serve.
 
-Before its PR #103 (Nov 2025; the Humble branch still) its 2F-85 configuration ran
-position_controllers/GripperActionController: control_msgs/action/GripperCommand, goal
-`command.position` + `command.max_effort`. Since then (gripper_controllers was removed in
-Kilted) it runs parallel_gripper_action_controller/GripperActionController, available from
-Jazzy on: control_msgs/action/ParallelGripperCommand, goal `command` a sensor_msgs/JointState
-with exactly one position and optional velocity/effort limits. The executor parameter
-`gripper.interface` says which one the cell runs; where control_msgs is not installed,
-identical copies in vpg_interfaces stand in.
+The two types and which drivers serve them: vpg_common.gripper_action. The executor parameter
+`gripper.interface` says which one the cell runs.
 """
 
 from dataclasses import dataclass
-import enum
 import math
 
 from sensor_msgs.msg import JointState
-
-
-class GripperInterface(str, enum.Enum):
-    """Which action type the gripper controller serves."""
-
-    GRIPPER_COMMAND = 'gripper_command'
-    PARALLEL_GRIPPER_COMMAND = 'parallel_gripper_command'
-
-
-def parse_interface(value):
-    """Return the GripperInterface named by value; ValueError naming the choices otherwise."""
-    try:
-        return GripperInterface(value)
-    except ValueError:
-        choices = ', '.join(repr(i.value) for i in GripperInterface)
-        raise ValueError(f'gripper.interface must be one of {choices}, got {value!r}') from None
-
-
-def action_type(interface):
-    """Return the action class of interface: control_msgs' where installed, else the copy."""
-    if parse_interface(interface) is GripperInterface.GRIPPER_COMMAND:
-        try:
-            from control_msgs.action import GripperCommand as action
-        except ImportError:
-            from vpg_interfaces.action import GripperCommand as action
-    else:
-        try:
-            from control_msgs.action import ParallelGripperCommand as action
-        except ImportError:
-            from vpg_interfaces.action import ParallelGripperCommand as action
-    return action
+# The action types themselves: vpg_common.gripper_action, here for the executor's users.
+from vpg_common.gripper_action import action_type, GripperInterface  # noqa: F401
+from vpg_common.gripper_action import parse_interface
 
 
 def make_goal(action, interface, joint, position, max_effort):

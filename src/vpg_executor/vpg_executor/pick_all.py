@@ -16,13 +16,11 @@ import enum
 import math
 import time
 
+from vpg_common.primitives import ALLOW_BOTH, GRASP, GRASP_ONLY, PUSH, PUSH_ONLY
 from vpg_executor.motion import MotionError
 from vpg_executor.rewards import changed_pixels, count_objects, reward, RewardConfig
 from vpg_executor.rewards import table_empty
 from vpg_executor.safety import TargetRejected
-
-PUSH, GRASP = 0, 1  # as vpg_interfaces/msg/PrimitiveAction
-ALLOW_BOTH, PUSH_ONLY, GRASP_ONLY = 0, 1, 2
 
 
 class ReasonCode(enum.IntEnum):
@@ -103,6 +101,8 @@ class StepReport:
     objects_seen_remaining: int
     consecutive_failures: int
     motion_error: str = ''
+    epsilon: float = 0.0
+    """Exploration probability the decision was made with (0 = greedy)."""
     timing: dict = field(default_factory=dict)
     """Wall seconds of this action's phases: decision, motion, home, perception."""
     sim_timing: dict = field(default_factory=dict)
@@ -274,6 +274,7 @@ class PickAllLoop:
                 reward=reward(choice.primitive == GRASP, grasp_success, push_changed,
                               self.rewards),
                 grasp_success=grasp_success, push_changed=push_changed, changed_pixels=changed,
+                epsilon=float(epsilon),
                 objects_seen_remaining=count_objects(after.height, self.rewards),
                 consecutive_failures=no_change[PUSH] + no_change[GRASP],
                 motion_error=motion_error, timing=phases.wall, sim_timing=phases.sim)

@@ -38,6 +38,7 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vpg_common.node_runner import run_node
+from vpg_common.stamps import NS_PER_S, to_nanoseconds
 from vpg_interfaces.msg import Heightmap
 from vpg_interfaces.srv import GetHeightmap
 
@@ -50,7 +51,6 @@ from vpg_perception.grid import HeightmapGrid
 from vpg_perception.heightmap import (check_intrinsics, colorize_height, HeightmapBuilder,
                                       TableFit)
 
-_NS = 1_000_000_000
 # Camera subscription QoS by name (parameter camera_qos).
 CAMERA_QOS = {
     'reliable': QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
@@ -150,10 +150,6 @@ def declare_parameters(node):
     return HeightmapNodeParams(grid=grid, table_fit=table_fit, **values)
 
 
-def _stamp_ns(stamp):
-    return stamp.sec * _NS + stamp.nanosec
-
-
 class _ThrottledLog:
     """One warning per kind of problem every `period` seconds (wall time), with a count."""
 
@@ -190,7 +186,7 @@ class HeightmapNode(Node):
             raise
         p = self.params
         self._builder = HeightmapBuilder(p.grid, p.table_fit)
-        self._pairer = FramePairer(int(round(p.max_stamp_difference * _NS)))
+        self._pairer = FramePairer(int(round(p.max_stamp_difference * NS_PER_S)))
         self._log = _ThrottledLog(self.get_logger(), p.log_throttle)
         self._intrinsics = None
         self._info_size = None
@@ -241,13 +237,13 @@ class HeightmapNode(Node):
                                         f'unusable: {error}')
 
     def _on_frame(self, stream, msg):
-        pair, unmatched = self._pairer.add(stream, _stamp_ns(msg.header.stamp), msg)
+        pair, unmatched = self._pairer.add(stream, to_nanoseconds(msg.header.stamp), msg)
         for frame in unmatched:
             self._reject('stamps', f'{frame.stream.value} frame stamped '
-                                   f'{frame.stamp_ns / _NS:.3f} s has no '
+                                   f'{frame.stamp_ns / NS_PER_S:.3f} s has no '
                                    f'{frame.stream.other.value} frame within '
                                    f'max_stamp_difference {self.params.max_stamp_difference} s '
-                                   f'(nearest {frame.nearest_ns / _NS:.3f} s away)')
+                                   f'(nearest {frame.nearest_ns / NS_PER_S:.3f} s away)')
         if pair is not None:
             with self._pending_ready:
                 self._pending = pair
@@ -323,8 +319,8 @@ class HeightmapNode(Node):
             colorize_height(maps.height, p.visualization_max_height), 'rgb8', header))
 
     def _on_get_heightmap(self, request, response):
-        newer_than = _stamp_ns(request.newer_than)
-        timeout_ns = max(request.timeout.sec * _NS + request.timeout.nanosec, 0)
+        newer_than = to_nanoseconds(request.newer_than)
+        timeout_ns = max(to_nanoseconds(request.timeout), 0)
         clock = self.get_clock()
         deadline = clock.now().nanoseconds + timeout_ns
         wall_deadline = time.monotonic() + self.params.max_service_wait
@@ -339,12 +335,12 @@ class HeightmapNode(Node):
         if latest is not None and latest[0] >= newer_than:
             response.success = True
             response.heightmap = latest[1]
-            response.message = f'heightmap from the frame stamped {latest[0] / _NS:.3f} s'
+            response.message = f'heightmap from the frame stamped {latest[0] / NS_PER_S:.3f} s'
             return response
         response.success = False
-        seen = 'none yet' if latest is None else f'latest from {latest[0] / _NS:.3f} s'
+        seen = 'none yet' if latest is None else f'latest from {latest[0] / NS_PER_S:.3f} s'
         response.message = ('no heightmap from a frame stamped at or after '
-                            f'{newer_than / _NS:.3f} s within the timeout ({seen})')
+                            f'{newer_than / NS_PER_S:.3f} s within the timeout ({seen})')
         if self._latest_problem:
             response.message += f'; last problem: {self._latest_problem}'
         return response

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from safetensors.torch import save as safetensors_save
 import torch
+from vpg_common.files import file_sha256
 
 from vpg_policy.q_network import build_q_network, QNetworkConfig
 from vpg_policy.weights import (build_from_weights, check_compatible, ChecksumMismatchError,
-                                CorruptWeightsError, file_sha256, IncompatibleWeightsError,
+                                CorruptWeightsError, IncompatibleWeightsError,
                                 load_into, load_model, read_weights, save_weights,
                                 serialize_weights, write_atomically)
 

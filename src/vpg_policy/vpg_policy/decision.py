@@ -27,15 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# Primitive and restriction codes (vpg_common.primitives), here for the policy's users.
+from vpg_common.primitives import ALLOW_BOTH, GRASP, GRASP_ONLY, PRIMITIVE_NAMES  # noqa: F401
+from vpg_common.primitives import PUSH, PUSH_ONLY  # noqa: F401
 from vpg_policy.rotations import rotation_angle
-
-# Primitive and restriction codes, equal to vpg_interfaces PrimitiveAction / ChoosePrimitive.
-PUSH = 0
-GRASP = 1
-ALLOW_BOTH = 0
-PUSH_ONLY = 1
-GRASP_ONLY = 2
-PRIMITIVE_NAMES = {PUSH: 'push', GRASP: 'grasp'}
 
 
 class Exploration(str, enum.Enum):

@@ -22,11 +22,11 @@ import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 import torch
 from visualization_msgs.msg import Marker, MarkerArray
 from vpg_common.node_runner import run_node
+from vpg_common.qos import MODEL_UPDATES_QOS
 from vpg_interfaces.msg import ModelUpdate
 from vpg_interfaces.srv import ChoosePrimitive
 from vpg_perception.conversions import heightmap_from_msg, numpy_to_image
@@ -186,9 +186,8 @@ class PolicyNode(Node):
         self._push_pub = self.create_publisher(Image, 'q_heatmaps/push', 1)
         self._grasp_pub = self.create_publisher(Image, 'q_heatmaps/grasp', 1)
         self._marker_pub = self.create_publisher(MarkerArray, 'action_markers', 1)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._update_sub = self.create_subscription(ModelUpdate, 'model_updates',
-                                                    self._on_model_update, qos,
+                                                    self._on_model_update, MODEL_UPDATES_QOS,
                                                     callback_group=self._update_group)
         self.get_logger().info(
             f'serving {model.variant!r} Q-network ({parameter_count(model)} parameters, '

@@ -87,15 +87,6 @@ def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path):
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def serialize_weights(model, version, extra=None):
     """
     Serialise a network's weights at `version` (int >= 0) to the bytes of a weights file.

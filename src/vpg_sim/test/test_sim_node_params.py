@@ -12,12 +12,12 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
+from vpg_common.gripper_action import action_type
 from vpg_interfaces.srv import CountObjects
 
 from vpg_sim import blocks
 from vpg_sim.cell import CellUnstable
-from vpg_sim.sim_node import (FINGER_JOINT_NAME, GRIPPER_ACTION, gripper_action_type,
-                              GRIPPER_INTERFACES, SimNode)
+from vpg_sim.sim_node import FINGER_JOINT_NAME, GRIPPER_ACTION, GRIPPER_INTERFACES, SimNode
 
 
 @pytest.fixture
@@ -145,13 +145,13 @@ def _goal(action, interface, positions):
 def test_gripper_serves_either_action_type(context, interface):
     # A name of its own per action type: the graph may still list the other test's server.
     name = f'/gripper_{interface}/gripper_cmd'
-    parts = run(context, [Parameter('gripper_interface', value=interface),
+    parts = run(context, [Parameter('gripper.interface', value=interface),
                           Parameter('real_time_factor', value=0.0),
                           Parameter('num_objects', value=0)],
                 cli_args=['--ros-args', '-r', f'{GRIPPER_ACTION}:={name}'])
     client = parts[1]
     try:
-        action = gripper_action_type(interface)
+        action = action_type(interface)
         feedback_type = (f'{action.__module__.split(".")[0]}/action/'
                          f'{action.__name__}_FeedbackMessage')
         assert action.__name__ == {'gripper_command': 'GripperCommand',
@@ -181,9 +181,9 @@ def test_gripper_serves_either_action_type(context, interface):
 
 
 def test_unknown_gripper_interface_refused_at_start(context):
-    with pytest.raises(ValueError, match='gripper_interface'):
+    with pytest.raises(ValueError, match='gripper.interface'):
         SimNode(context=context, parameter_overrides=[
-            Parameter('gripper_interface', value='robotiq_serial')])
+            Parameter('gripper.interface', value='robotiq_serial')])
 
 
 def test_physics_that_cannot_recover_stops_the_node():

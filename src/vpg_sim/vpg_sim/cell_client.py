@@ -10,29 +10,25 @@ touches the simulator's internals.
 import math
 import time
 
-from builtin_interfaces.msg import Duration
 import numpy as np
 from rclpy.action import ActionClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from vpg_common.gripper_action import action_type
+from vpg_common.stamps import duration_msg, to_seconds
 from vpg_interfaces.srv import CountObjects, ResetScene
 from vpg_perception.conversions import image_to_numpy
 
 from vpg_sim import motion, scene
 from vpg_sim.sim_node import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
-                              FINGER_JOINT_NAME, GRIPPER_ACTION, gripper_action_type,
-                              GRIPPER_INTERFACES, TRAJECTORY_TOPIC)
+                              FINGER_JOINT_NAME, GRIPPER_ACTION, GRIPPER_INTERFACES,
+                              TRAJECTORY_TOPIC)
 
 # Finger joint readings: fully closed on nothing ~0.78 rad; holding a block reads less.
 EMPTY_GRASP_THRESHOLD = 0.75
 FINGER_CLOSED = 0.8
 FINGER_OPEN = 0.0
-
-
-def _duration(seconds):
-    sec = int(math.floor(seconds))
-    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
 
 
 class CellClient:
@@ -55,7 +51,7 @@ class CellClient:
         self._traj_pub = node.create_publisher(JointTrajectory, TRAJECTORY_TOPIC, 10)
         # Depth 1: only the newest state matters, and a backlog would delay every wait.
         node.create_subscription(JointState, '/joint_states', self._on_joint_state, 1)
-        self._gripper_action = gripper_action_type(gripper_interface)
+        self._gripper_action = action_type(gripper_interface)
         self._gripper = ActionClient(node, self._gripper_action, GRIPPER_ACTION)
         self._reset = node.create_client(ResetScene, '/sim/reset_scene')
         self._count = node.create_client(CountObjects, '/sim/count_objects')
@@ -106,7 +102,7 @@ class CellClient:
         color, depth = self._images.get(COLOR_TOPIC), self._images.get(DEPTH_TOPIC)
         if color is None or depth is None or color.header.stamp != depth.header.stamp:
             return
-        stamp = color.header.stamp.sec + color.header.stamp.nanosec * 1e-9
+        stamp = to_seconds(color.header.stamp)
         if self.frames and self.frames[-1][0] >= stamp:
             return
         self.frames.append((stamp, image_to_numpy(color, 'rgb8'),
@@ -116,8 +112,7 @@ class CellClient:
 
     def sim_time(self):
         """Stamp of the latest joint state (s): the cell's simulated time."""
-        stamp = self.joint_state.header.stamp
-        return stamp.sec + stamp.nanosec * 1e-9
+        return to_seconds(self.joint_state.header.stamp)
 
     def frame_after(self, sim_time, timeout=30.0):
         """Wait for an RGB-D frame stamped at or after sim_time (s) and return it."""
@@ -155,7 +150,7 @@ class CellClient:
         msg = JointTrajectory(joint_names=list(joint_names))
         for i, (q, t) in enumerate(zip(waypoints, times)):
             point = JointTrajectoryPoint(positions=[float(v) for v in q],
-                                         time_from_start=_duration(t))
+                                         time_from_start=duration_msg(t))
             if velocities:
                 if i == len(waypoints) - 1:
                     v = np.zeros(len(q))

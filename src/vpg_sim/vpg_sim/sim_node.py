@@ -10,7 +10,8 @@ Interfaces (absolute names are the real drivers'):
 - /robotiq_gripper_controller/gripper_cmd: control_msgs/action/ParallelGripperCommand as
   ros2_robotiq_gripper serves it from Kilted on (command: one position of
   robotiq_85_left_knuckle_joint), or GripperCommand as up to Jazzy (parameter
-  gripper_interface; identical vpg_interfaces copies where control_msgs is not installed).
+  gripper.interface, as the executor's; identical vpg_interfaces copies where control_msgs is
+  not installed).
   The position is the finger joint angle in rad (0 open .. 0.8 closed; outside values are
   clamped, a NaN goal is rejected); the effort is the grip force in N (20-235, as the 2F-85's
   force setting; none given: the last one, at start 50 N). Succeeds when the target is
@@ -51,7 +52,9 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
+from vpg_common.gripper_action import action_type, GripperInterface, parse_interface
 from vpg_common.node_runner import run_node
+from vpg_common.stamps import split_seconds, to_seconds
 from vpg_interfaces.srv import CountObjects, ResetScene
 from vpg_perception.conversions import numpy_to_image
 
@@ -64,25 +67,8 @@ from vpg_sim.randomization import RandomizationRanges
 from vpg_sim.timing import FrameScheduler, pace_rate, Pacer, Periodic
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
 
-GRIPPER_INTERFACES = ('parallel_gripper_command', 'gripper_command')
-
-
-def gripper_action_type(interface):
-    """Return the action class of gripper_interface: control_msgs' if installed, else the copy."""
-    if interface == 'gripper_command':
-        try:
-            from control_msgs.action import GripperCommand as action
-        except ImportError:  # control_msgs is not installable everywhere; same definition
-            from vpg_interfaces.action import GripperCommand as action
-    elif interface == 'parallel_gripper_command':
-        try:
-            from control_msgs.action import ParallelGripperCommand as action
-        except ImportError:
-            from vpg_interfaces.action import ParallelGripperCommand as action
-    else:
-        raise ValueError(f'gripper_interface must be one of {GRIPPER_INTERFACES}, '
-                         f'got {interface!r}')
-    return action
+GRIPPER_INTERFACES = tuple(interface.value for interface in GripperInterface)
+"""The gripper action types the cell can serve (vpg_common.gripper_action), default first."""
 
 
 def gripper_goal_position(interface, request):
@@ -207,7 +193,7 @@ def declare_parameters(node):
         ('calibration_marker', False,
          'Fix a 4x4 checkerboard to the tool (centre corner at scene.CALIBRATION_MARKER_OFFSET '
          'in tool0).', {}),
-        ('gripper_interface', GRIPPER_INTERFACES[0],
+        ('gripper.interface', GRIPPER_INTERFACES[0],
          "Gripper action type: 'parallel_gripper_command' (ros2_robotiq_gripper from Kilted "
          "on) or 'gripper_command' (up to Jazzy).",
          {'additional_constraints': ' or '.join(GRIPPER_INTERFACES)}),
@@ -227,7 +213,7 @@ def declare_parameters(node):
     for name, default, description, extra in specs:
         descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
         values[name] = node.declare_parameter(name, default, descriptor).value
-    gripper_action_type(values['gripper_interface'])  # ValueError for an unknown one
+    values['gripper_interface'] = parse_interface(values.pop('gripper.interface')).value
     depth_model.profile(values['depth_model'])  # ValueError for an unknown one
     values['wrench_offset'] = tuple(float(v) for v in values['wrench_offset'])
     values['camera_enabled'] = node.declare_parameter(
@@ -278,11 +264,6 @@ def _release_free_memory():
         ctypes.CDLL('libc.so.6').malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def _stamp(seconds):
-    """(sec, nanosec) of a time in seconds."""
-    return divmod(int(round(seconds * 1e9)), 1_000_000_000)
 
 
 class SimNode(Node):
@@ -352,7 +333,7 @@ class SimNode(Node):
         self._depth_info_pub = self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, 10)
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10,
                                  callback_group=group)
-        self._gripper_action = gripper_action_type(p.gripper_interface)
+        self._gripper_action = action_type(p.gripper_interface)
         self._gripper_server = ActionServer(
             self, self._gripper_action, GRIPPER_ACTION, execute_callback=self._execute_gripper,
             goal_callback=self._on_gripper_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
@@ -381,11 +362,10 @@ class SimNode(Node):
     def _on_trajectory(self, msg):
         points = [TrajectoryPoint(tuple(pt.positions), tuple(pt.velocities),
                                   tuple(pt.accelerations),
-                                  pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9)
+                                  to_seconds(pt.time_from_start))
                   for pt in msg.points]
         stamp = msg.header.stamp
-        start = None if (stamp.sec == 0 and stamp.nanosec == 0) else (
-            stamp.sec + stamp.nanosec * 1e-9)
+        start = None if (stamp.sec == 0 and stamp.nanosec == 0) else to_seconds(stamp)
         try:
             with self._lock:
                 self._cell.set_trajectory(msg.joint_names, points, start_time=start)
@@ -534,7 +514,7 @@ class SimNode(Node):
                             'state): positions before the step restored, velocities zeroed '
                             f'({recoveries} so far)')
                     now = cell.time
-                    stamp = _stamp(now)
+                    stamp = split_seconds(now)
                     clock_msg = joint_msg = wrench_msg = snapshot = None
                     if clock.due(now):
                         clock_msg = self._clock_msg
@@ -640,7 +620,7 @@ class SimNode(Node):
 
     def _publish_frame(self, sim_time, rgb, depth, rng, depth_scale):
         header = Header(frame_id=CAMERA_FRAME)
-        header.stamp.sec, header.stamp.nanosec = _stamp(sim_time)
+        header.stamp.sec, header.stamp.nanosec = split_seconds(sim_time)
         millimetres = self._depth_model.apply(depth, rgb, rng, self._camera_info.k[0],
                                               depth_scale)
         info = CameraInfo()

@@ -12,12 +12,12 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 from synthetic_transitions import SIZE, transition
+from vpg_common.qos import TRANSITIONS_QOS
 from vpg_interfaces.msg import ModelUpdate, PrimitiveAction, TrainerStatus, Transition
 from vpg_perception.conversions import heightmap_to_msg
 from vpg_perception.grid import HeightmapGrid
 from vpg_policy.weights import read_weights
 from vpg_trainer.replay import ReplayStore
-from vpg_trainer.trainer_node import TRANSITION_QOS
 
 GRID = HeightmapGrid(x_min=-0.6, x_max=-0.6 + SIZE * 0.002, y_min=-0.064,
                      y_max=-0.064 + SIZE * 0.002, z_min=0.0, z_max=0.3, resolution=0.002)
@@ -48,7 +48,7 @@ class Client:
         self.node = rclpy.create_node('trainer_test_client', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.pub = self.node.create_publisher(Transition, 'transitions', TRANSITION_QOS)
+        self.pub = self.node.create_publisher(Transition, 'transitions', TRANSITIONS_QOS)
         self.status = None
         self.updates = []
         self.node.create_subscription(TrainerStatus, 'trainer_status', self._on_status, 50)

@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from vpg_policy.weights import file_sha256, save_weights, write_atomically
+from vpg_common.files import file_sha256
+from vpg_policy.weights import save_weights, write_atomically
 
 LATEST = 'latest.json'
 

@@ -40,11 +40,6 @@ class ActionRow:
 COLUMNS = [f.name for f in fields(ActionRow)]
 
 
-def epsilon_schedule(actions, start=0.5, decay=0.9998, floor=0.1):
-    """Return the exploration probability after `actions` actions (VPG's schedule)."""
-    return max(start * decay ** actions, floor)
-
-
 class TrainingProgress:
     """Rolling success rates and counters of a run; `restore` continues from its CSV rows."""
 

@@ -17,8 +17,8 @@ import threading
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from vpg_common.node_runner import run_node
+from vpg_common.qos import MODEL_UPDATES_QOS, TRANSITIONS_QOS
 from vpg_interfaces.msg import ModelUpdate, TrainerStatus, Transition
 from vpg_perception.conversions import heightmap_from_msg
 from vpg_policy.decision import ActionMask
@@ -27,14 +27,6 @@ from vpg_policy.weights import WeightsError
 from vpg_trainer.learner import LearnerConfig
 from vpg_trainer.online import OnlineTrainer, set_torch_threads, TrainerConfig
 from vpg_trainer.replay import ReplayError, TransitionRecord
-
-# Deep and reliable: no transition may be dropped while the trainer is busy. Transient local,
-# like the executors' publishers: a restarted trainer receives what they published while it was
-# down (up to their history depth); the replay store drops the ones it already holds.
-TRANSITION_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                            history=HistoryPolicy.KEEP_LAST)
-UPDATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 _L, _M = LearnerConfig(), ActionMask()
 PARAMETERS = [
@@ -163,10 +155,10 @@ class TrainerNode(Node):
         self._rejected = 0
         self._last_error = ''
         self._status_lock = threading.Lock()
-        self._update_pub = self.create_publisher(ModelUpdate, 'model_updates', UPDATE_QOS)
+        self._update_pub = self.create_publisher(ModelUpdate, 'model_updates', MODEL_UPDATES_QOS)
         self._status_pub = self.create_publisher(TrainerStatus, 'trainer_status', 10)
         self.create_subscription(Transition, 'transitions', self._on_transition,
-                                 TRANSITION_QOS)
+                                 TRANSITIONS_QOS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._train_loop, name='trainer_learn',
                                         daemon=True)
