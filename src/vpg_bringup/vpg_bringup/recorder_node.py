@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 import importlib
 
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                ParameterType)
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterType
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -27,6 +26,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from vpg_bringup.recording import (DefinitionNotFound, McapRecorder, OfferedQos,
                                    split_action_part, split_type_name)
 from vpg_common.node_runner import run_node
+from vpg_common.parameters import declare
 
 DEFAULT_TOPICS = (
     ('heightmap', 'vpg_interfaces/msg/Heightmap'),
@@ -55,7 +55,7 @@ class RecorderParams:
 def declare_parameters(node):
     """Declare every parameter once (type, default, description, range); return the params."""
     def descriptor(description, **extra):
-        return ParameterDescriptor(description=description, read_only=True, **extra)
+        return description, extra
 
     specs = [
         ('path', '', descriptor(
@@ -80,8 +80,7 @@ def declare_parameters(node):
             'chunk is not full: at most this much is lost if the recorder is killed.',
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=3600.0)])),
     ]
-    values = {name: node.declare_parameter(name, value, desc).value
-              for name, value, desc in specs}
+    values = declare(node, [(name, value, *spec) for name, value, spec in specs])
     params = RecorderParams(**{key: tuple(value) if isinstance(value, list) else value
                                for key, value in values.items()})
     check_parameters(params)

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from action_msgs.msg import GoalStatusArray
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                ParameterType)
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from vpg_bringup.recorder_node import message_class
@@ -25,6 +24,7 @@ from vpg_bringup.recording import DefinitionNotFound, MessageDefinitions
 from vpg_bringup.viewer import (check_topics, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TOPICS,
                                 TerminalGoals, ViewerServer, ViewerTopic)
 from vpg_common.node_runner import run_node
+from vpg_common.parameters import declare
 from vpg_interfaces.action import PickAll
 
 RESULT_TOPIC = 'pick_all/result'
@@ -47,7 +47,7 @@ class ViewerParams:
 def declare_parameters(node):
     """Declare every parameter once (type, default, description, range); return the params."""
     def descriptor(description, **extra):
-        return ParameterDescriptor(description=description, read_only=True, **extra)
+        return description, extra
 
     specs = [
         ('host', DEFAULT_HOST, descriptor(
@@ -78,8 +78,7 @@ def declare_parameters(node):
             f'Fetch the result of every finished /pick_all goal and publish it on '
             f'`{RESULT_TOPIC}` (transient local), for the layout and recordings.')),
     ]
-    values = {name: node.declare_parameter(name, value, desc).value
-              for name, value, desc in specs}
+    values = declare(node, [(name, value, *spec) for name, value, spec in specs])
     params = ViewerParams(**{key: tuple(value) if isinstance(value, list) else value
                              for key, value in values.items()})
     check_parameters(params)

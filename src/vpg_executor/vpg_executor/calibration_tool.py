@@ -20,7 +20,6 @@ import threading
 import time
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.logging import get_logger
@@ -28,6 +27,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from vpg_common.parameters import declare, float_range, int_range
 from vpg_common.stamps import duration_msg
 from vpg_executor.ur_kinematics import (forward_kinematics, inverse_kinematics, MODELS,
                                         nearest_solution)
@@ -83,11 +83,6 @@ class CalibrationToolParams:
     trajectory_topic: str
 
 
-def _range(low, high):
-    return {'floating_point_range': [FloatingPointRange(from_value=float(low),
-                                                        to_value=float(high), step=0.0)]}
-
-
 def declare_parameters(node):
     """Declare every parameter once (type, default, description, range); return the params."""
     specs = [
@@ -103,47 +98,48 @@ def declare_parameters(node):
          'vpg_sim.scene.CALIBRATION_MARKER_OFFSET).', {}),
         ('inner_corners', [3, 3], 'Inner corners of the checkerboard (columns, rows), odd.', {}),
         ('grid.x_min', -0.55, 'Marker positions: x range in the base frame, metres.',
-         _range(-2, 2)),
+         float_range(-2, 2)),
         ('grid.x_max', -0.3, 'Marker positions: x range in the base frame, metres.',
-         _range(-2, 2)),
+         float_range(-2, 2)),
         ('grid.y_min', -0.2, 'Marker positions: y range in the base frame, metres.',
-         _range(-2, 2)),
+         float_range(-2, 2)),
         ('grid.y_max', 0.2, 'Marker positions: y range in the base frame, metres.',
-         _range(-2, 2)),
+         float_range(-2, 2)),
         ('grid.z_values', [0.2, 0.3],
          'Marker heights (metres, base frame); one layer of the grid each.', {}),
         ('min_tool_height', 0.2,
          'Positions that would bring tool0 lower than this (metres above the base) are '
-         'skipped: the gripper below the flange must clear the table.', _range(-2.0, 2.0)),
-        ('grid.step', 0.1, 'Grid spacing in x and y, metres.', _range(0.005, 1.0)),
+         'skipped: the gripper below the flange must clear the table.', float_range(-2.0, 2.0)),
+        ('grid.step', 0.1, 'Grid spacing in x and y, metres.', float_range(0.005, 1.0)),
         ('tool_yaw', math.pi / 2,
          'Rotation of the tool about the vertical, radians; with 0 tool0 x is base x. The '
          'default puts the marker of the MuJoCo cell on the far side of the tool from the arm.',
-         _range(-math.pi, math.pi)),
-        ('joint_speed', 0.5, 'Largest joint speed of the moves, rad/s.', _range(0.01, 3.0)),
-        ('min_move_time', 1.0, 'Shortest move duration, seconds.', _range(0.1, 60.0)),
+         float_range(-math.pi, math.pi)),
+        ('joint_speed', 0.5, 'Largest joint speed of the moves, rad/s.', float_range(0.01, 3.0)),
+        ('min_move_time', 1.0, 'Shortest move duration, seconds.', float_range(0.1, 60.0)),
         ('position_tolerance', 0.002,
          'A move has arrived when every joint is this close to its target, rad.',
-         _range(1e-5, 0.1)),
+         float_range(1e-5, 0.1)),
         ('move_timeout', 30.0, 'Wall time a move may take beyond its duration, seconds.',
-         _range(1.0, 600.0)),
+         float_range(1.0, 600.0)),
         ('settle_time', 0.5,
-         'Wait after arriving before taking a frame (node clock), seconds.', _range(0.0, 10.0)),
+         'Wait after arriving before taking a frame (node clock), seconds.',
+         float_range(0.0, 10.0)),
         ('frame_timeout', 10.0, 'Wall time to wait for a fresh camera frame, seconds.',
-         _range(0.5, 600.0)),
+         float_range(0.5, 600.0)),
         ('fit_depth_scale', True, 'Fit a depth scale along with the pose (as VPG).', {}),
         ('max_residual', 0.01,
          'Drop the worst observation and refit while a residual exceeds this, metres.',
-         _range(1e-4, 1.0)),
+         float_range(1e-4, 1.0)),
         ('min_observations', 6, 'Fewest marker observations to accept a calibration.',
-         {'integer_range': [IntegerRange(from_value=3, to_value=10000, step=1)]}),
+         int_range(3, 10000)),
         ('frame_id', 'base',
          'Base frame the kinematics (and so the calibration) are expressed in: the base frame '
          'of the UR controller.', {}),
         ('camera_frame_id', 'camera_color_optical_frame', 'Camera optical frame name.', {}),
         ('max_stamp_difference', 0.02,
          'Colour and depth frames pair when their stamps differ by at most this, seconds.',
-         _range(0.0, 1.0)),
+         float_range(0.0, 1.0)),
         ('color_topic', '/camera/camera/color/image_raw', 'Colour image (rgb8 or bgr8).', {}),
         ('depth_topic', '/camera/camera/aligned_depth_to_color/image_raw',
          'Depth aligned to colour (16UC1 millimetres or 32FC1 metres).', {}),
@@ -152,10 +148,7 @@ def declare_parameters(node):
         ('trajectory_topic', '/scaled_joint_trajectory_controller/joint_trajectory',
          'JointTrajectory command topic of the arm controller.', {}),
     ]
-    values = {}
-    for name, value, description, extra in specs:
-        descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
-        values[name] = node.declare_parameter(name, value, descriptor).value
+    values = declare(node, specs)
     params = CalibrationToolParams(
         grid_x=(values.pop('grid.x_min'), values.pop('grid.x_max')),
         grid_y=(values.pop('grid.y_min'), values.pop('grid.y_max')),

@@ -8,7 +8,7 @@ builds the core's config dataclasses from the values; invalid values raise at st
 from dataclasses import dataclass
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
+from vpg_common.parameters import declare, defaults
 
 from vpg_executor.gripper_action import parse_interface, SettleConfig
 from vpg_executor.motion import TrajectoryConfig
@@ -158,16 +158,12 @@ class ExecutorParameters:
 
 def declare_parameters(node):
     """Declare every parameter on node and return the validated ExecutorParameters."""
-    values = {}
-    for name, default, description in PARAMETERS:
-        node.declare_parameter(name, default, ParameterDescriptor(description=description))
-        values[name] = node.get_parameter(name).value
-    return build_parameters(values)
+    return build_parameters(declare(node, PARAMETERS, read_only=False))
 
 
 def build_parameters(values):
     """Turn a name -> value mapping (defaults filled in) into ExecutorParameters."""
-    merged = {name: default for name, default, _ in PARAMETERS}
+    merged = defaults(PARAMETERS)
     merged.update(values)
     v = merged
     parse_interface(v['gripper.interface'])

@@ -31,13 +31,13 @@ import threading
 import time
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vpg_common.node_runner import run_node
+from vpg_common.parameters import check_choice, declare, float_range, one_of
 from vpg_common.stamps import NS_PER_S, to_nanoseconds
 from vpg_interfaces.msg import Heightmap
 from vpg_interfaces.srv import GetHeightmap
@@ -75,11 +75,6 @@ class HeightmapNodeParams:
     table_fit: TableFit | None
 
 
-def _range(low, high):
-    return {'floating_point_range': [FloatingPointRange(from_value=float(low),
-                                                        to_value=float(high), step=0.0)]}
-
-
 def declare_parameters(node):
     """Declare every parameter once (type, default, description, range); return the params."""
     default = HeightmapGrid()
@@ -88,23 +83,23 @@ def declare_parameters(node):
          'Camera calibration YAML (pose of the camera optical frame in the base frame, depth '
          'scale), as written by the calibrate tool. Required.', {}),
         ('workspace.x_min', default.x_min, 'Workspace box in the base frame, metres.',
-         _range(-10, 10)),
+         float_range(-10, 10)),
         ('workspace.x_max', default.x_max, 'Workspace box in the base frame, metres.',
-         _range(-10, 10)),
+         float_range(-10, 10)),
         ('workspace.y_min', default.y_min, 'Workspace box in the base frame, metres.',
-         _range(-10, 10)),
+         float_range(-10, 10)),
         ('workspace.y_max', default.y_max, 'Workspace box in the base frame, metres.',
-         _range(-10, 10)),
+         float_range(-10, 10)),
         ('workspace.z_min', default.z_min,
          'Table top, metres; heights are measured from here, points below read 0.',
-         _range(-10, 10)),
+         float_range(-10, 10)),
         ('workspace.z_max', default.z_max,
-         'Points at or above this height (metres, base frame) are ignored.', _range(-10, 10)),
+         'Points at or above this height (metres, base frame) are ignored.', float_range(-10, 10)),
         ('heightmap_resolution', default.resolution, 'Metres per heightmap pixel.',
-         _range(1e-4, 0.1)),
+         float_range(1e-4, 0.1)),
         ('max_stamp_difference', 0.02,
          'Colour and depth frames pair when their stamps differ by at most this, seconds.',
-         _range(0.0, 1.0)),
+         float_range(0.0, 1.0)),
         ('color_topic', '/camera/camera/color/image_raw', 'Colour image (rgb8 or bgr8).', {}),
         ('depth_topic', '/camera/camera/aligned_depth_to_color/image_raw',
          'Depth aligned to colour (16UC1 millimetres or 32FC1 metres).', {}),
@@ -112,34 +107,29 @@ def declare_parameters(node):
          'camera_info of the colour stream (its K is used for the aligned depth too).', {}),
         ('visualization_max_height', 0.15,
          'Height (metres) shown at the top of the colour scale of heightmap/height_colored.',
-         _range(1e-3, 10.0)),
+         float_range(1e-3, 10.0)),
         ('max_service_wait', 30.0,
          'Upper bound on the wall time (seconds) one get_heightmap call waits, whatever its '
-         'timeout says on the node clock.', _range(0.0, 3600.0)),
+         'timeout says on the node clock.', float_range(0.0, 3600.0)),
         ('log_throttle', 5.0,
          'Seconds between two log messages about the same kind of bad input.',
-         _range(0.0, 3600.0)),
+         float_range(0.0, 3600.0)),
         ('camera_qos', 'reliable',
          'QoS of the camera subscriptions: reliable (keep last 10; matches realsense2_camera '
          'default image QoS, SYSTEM_DEFAULT) or sensor_data (best effort, for a camera '
          'publishing with SENSOR_DATA). Best effort lost 80 % of the frames of each stream, '
          'each independently, with both cores busy, so colour and depth stopped pairing.',
-         {'additional_constraints': ' or '.join(CAMERA_QOS)}),
+         one_of(*CAMERA_QOS)),
         ('table_refit', True,
          'Measure heights from the table plane fitted in each frame instead of from '
          'workspace.z_min (vpg_perception.heightmap.TableFit): removes what a depth scale or '
          'camera tilt error does to the table.', {}),
         ('table_refit_max_correction', TableFit.max_correction,
          'Metres; a fitted table plane farther than this from workspace.z_min is not applied '
-         '(and a warning says to check the calibration).', _range(1e-3, 0.1)),
+         '(and a warning says to check the calibration).', float_range(1e-3, 0.1)),
     ]
-    values = {}
-    for name, value, description, extra in specs:
-        descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
-        values[name] = node.declare_parameter(name, value, descriptor).value
-    if values['camera_qos'] not in CAMERA_QOS:
-        raise ValueError(f"camera_qos must be one of {', '.join(CAMERA_QOS)}, got "
-                         f"{values['camera_qos']!r}")
+    values = declare(node, specs)
+    check_choice('camera_qos', values['camera_qos'], tuple(CAMERA_QOS))
     grid = HeightmapGrid(
         x_min=values.pop('workspace.x_min'), x_max=values.pop('workspace.x_max'),
         y_min=values.pop('workspace.y_min'), y_max=values.pop('workspace.y_max'),

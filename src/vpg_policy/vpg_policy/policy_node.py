@@ -19,13 +19,14 @@ from urllib.parse import unquote, urlparse
 
 from geometry_msgs.msg import Point
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 import torch
 from visualization_msgs.msg import Marker, MarkerArray
 from vpg_common.node_runner import run_node
+from vpg_common.parameters import declare
 from vpg_common.qos import MODEL_UPDATES_QOS
 from vpg_interfaces.msg import ModelUpdate
 from vpg_interfaces.srv import ChoosePrimitive
@@ -60,8 +61,8 @@ class PolicyParams:
     torch_threads: int
 
 
-def _descriptor(description, type_, **ranges):
-    return ParameterDescriptor(description=description, type=type_, **ranges)
+def _spec(description, type_, **ranges):
+    return description, dict(type=type_, **ranges)
 
 
 def declare_parameters(node):
@@ -71,55 +72,54 @@ def declare_parameters(node):
                                         ParameterType.PARAMETER_DOUBLE,
                                         ParameterType.PARAMETER_BOOL)
     specs = [
-        ('weights_path', '', _descriptor(
+        ('weights_path', '', _spec(
             'safetensors weights to serve at start; empty = random initialisation (for tests '
             'and the first training steps only)', string)),
-        ('device', 'auto', _descriptor(
+        ('device', 'auto', _spec(
             "'auto' (cuda when available, else cpu), 'cpu' or 'cuda'", string)),
-        ('num_rotations', 16, _descriptor(
+        ('num_rotations', 16, _spec(
             'directions per primitive (rotation i = i * 2 pi / num_rotations); must match the '
             'weights', integer, integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])),
-        ('seed', 0, _descriptor(
+        ('seed', 0, _spec(
             'seed of the random initial weights and of the exploration draws', integer)),
-        ('variant', 'vpg', _descriptor(
+        ('variant', 'vpg', _spec(
             f'Q-network variant; must match the weights (known: {", ".join(variants())})',
             string)),
-        ('publish_heatmaps', True, _descriptor(
+        ('publish_heatmaps', True, _spec(
             'publish q_heatmaps/push, q_heatmaps/grasp and action_markers per decision',
             boolean)),
-        ('exploration', Exploration.RANDOM_PRIMITIVE.value, _descriptor(
+        ('exploration', Exploration.RANDOM_PRIMITIVE.value, _spec(
             "what an epsilon draw randomises: 'random_primitive' (VPG: random primitive at its "
             "best pixel) or 'random_action' (random primitive, rotation and object pixel)",
             string)),
-        ('exploration_min_height', 0.01, _descriptor(
+        ('exploration_min_height', 0.01, _spec(
             "metres; pixels higher than this count as objects for 'random_action'", double,
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
-        ('action_mask', True, _descriptor(
+        ('action_mask', True, _spec(
             'restrict greedy actions to where they make sense: grasps on objects, pushes '
             'starting near them (the trainer uses the same mask); false = plain argmax as VPG',
             boolean)),
-        ('action_mask_min_height', 0.01, _descriptor(
+        ('action_mask_min_height', 0.01, _spec(
             'metres; heightmap cells higher than this are objects for the action mask', double,
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
-        ('action_mask_push_margin', 0.03, _descriptor(
+        ('action_mask_push_margin', 0.03, _spec(
             'metres around objects where a push may start', double,
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=0.5)])),
-        ('action_mask_grasp_margin', 0.004, _descriptor(
+        ('action_mask_grasp_margin', 0.004, _spec(
             'metres around objects where a grasp may be centred', double,
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=0.5)])),
-        ('push_length', 0.1, _descriptor(
+        ('push_length', 0.1, _spec(
             'metres; push length drawn in heatmaps and markers (the executor owns the real one)',
             double, floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
-        ('grasp_width', 0.085, _descriptor(
+        ('grasp_width', 0.085, _spec(
             'metres; gripper opening drawn in heatmaps and markers', double,
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
-        ('torch_threads', 0, _descriptor(
+        ('torch_threads', 0, _spec(
             "CPU threads for inference; 0 leaves torch's default", integer,
             integer_range=[IntegerRange(from_value=0, to_value=256, step=1)])),
     ]
-    for name, default, descriptor in specs:
-        node.declare_parameter(name, default, descriptor)
-    values = {name: node.get_parameter(name).value for name, _, _ in specs}
+    values = declare(node, [(name, default, *spec) for name, default, spec in specs],
+                     read_only=False)
     params = PolicyParams(**values)
     if params.device not in ('auto', 'cpu', 'cuda'):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {params.device!r}")

@@ -43,8 +43,7 @@ import time
 
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 import numpy as np
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                SetParametersResult)
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
@@ -54,6 +53,7 @@ from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
 from vpg_common.gripper_action import action_type, GripperInterface, parse_interface
 from vpg_common.node_runner import run_node
+from vpg_common.parameters import declare, float_range, int_range, one_of
 from vpg_common.stamps import split_seconds, to_seconds
 from vpg_interfaces.srv import CountObjects, ResetScene
 from vpg_perception.conversions import numpy_to_image
@@ -145,74 +145,62 @@ class SimParams:
     camera_enabled: bool = True
 
 
-def _floats(low, high):
-    return {'floating_point_range': [
-        FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]}
-
-
-def _ints(low, high):
-    return {'integer_range': [IntegerRange(from_value=low, to_value=high, step=1)]}
-
-
 def declare_parameters(node):
     """Declare every parameter once (type, default, description, range); return SimParams."""
     specs = [
         ('seed', 0, 'Seed of the initial random scene and of depth noise.',
-         _ints(0, 2 ** 31 - 1)),
+         int_range(0, 2 ** 31 - 1)),
         ('num_objects', 10, 'Random blocks dropped at start-up (unless test_case_file).',
-         _ints(0, 50)),
+         int_range(0, 50)),
         ('test_case_file', '', 'Test case to load at start-up (VPG line format or ours).', {}),
         ('real_time_factor', 1.0,
          'Simulated seconds per wall second while anything moves; 0 = as fast as possible.',
-         _floats(0.0, 100.0)),
+         float_range(0.0, 100.0)),
         ('idle_real_time_factor', 1.0,
          'At most this many simulated seconds per wall second while the cell is at rest '
          '(arm still, no gripper goal, blocks settled), to leave the CPU to other nodes; '
-         '0 = no limit.', _floats(0.0, 100.0)),
+         '0 = no limit.', float_range(0.0, 100.0)),
         ('physics_timestep', 0.002, 'Physics step, seconds.',
-         _floats(0.0005, 0.01)),
+         float_range(0.0005, 0.01)),
         ('clock_rate_hz', 50.0, '/clock messages per simulated second.',
-         _floats(1.0, 1000.0)),
+         float_range(1.0, 1000.0)),
         ('joint_state_rate_hz', 100.0, '/joint_states messages per simulated second.',
-         _floats(1.0, 1000.0)),
+         float_range(1.0, 1000.0)),
         ('camera_rate_hz', 5.0, 'Camera frames per simulated second; 0 = camera off.',
-         _floats(0.0, 60.0)),
+         float_range(0.0, 60.0)),
         ('camera_max_wall_rate_hz', 2.0,
          'At most this many frames per wall second (matters when faster than real time); '
          '0 = no limit. The first frame after the cell comes to rest is always rendered.',
-         _floats(0.0, 60.0)),
+         float_range(0.0, 60.0)),
         ('depth_model', 'd415',
          "Depth sensor model (vpg_sim.depth_model): 'd415' or 'd435' (RealSense noise, stereo "
          "shadows, dark-surface holes, 1 mm steps) or 'ideal' (exact depth in 1 mm steps).",
-         {'additional_constraints': ' or '.join(sorted(depth_model.PROFILES))}),
+         one_of(*sorted(depth_model.PROFILES))),
         ('randomize', False,
          'Draw friction, masses, colours, light, camera pose and depth scale anew for each '
          'scene (vpg_sim.randomization; for training).', {}),
         ('randomization_seed', 0, "Seed of the randomisation's draws.",
-         _ints(0, 2 ** 31 - 1)),
+         int_range(0, 2 ** 31 - 1)),
         ('calibration_marker', False,
          'Fix a 4x4 checkerboard to the tool (centre corner at scene.CALIBRATION_MARKER_OFFSET '
          'in tool0).', {}),
         ('gripper.interface', GRIPPER_INTERFACES[0],
          "Gripper action type: 'parallel_gripper_command' (ros2_robotiq_gripper from Kilted "
          "on) or 'gripper_command' (up to Jazzy).",
-         {'additional_constraints': ' or '.join(GRIPPER_INTERFACES)}),
+         one_of(*GRIPPER_INTERFACES)),
         ('removal_height', 0.1,
          'A block held by the gripper this far (m) above the table counts as removed.',
-         _floats(0.02, 1.0)),
+         float_range(0.02, 1.0)),
         ('wrench_rate_hz', 100.0,
          'Tool wrench messages per simulated second (the UR publishes 500 Hz); 0 = off.',
-         _floats(0.0, 1000.0)),
+         float_range(0.0, 1000.0)),
         ('wrench_noise_std', 1.0,
          'Gaussian noise of the tool force, N per axis (torque: 0.02 N m per N).',
-         _floats(0.0, 20.0)),
+         float_range(0.0, 20.0)),
         ('wrench_offset', [0.0, 0.0, 0.0],
          'Constant force offset of the sensor (untared), N, tool0 frame.', {}),
     ]
-    values = {}
-    for name, default, description, extra in specs:
-        descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
-        values[name] = node.declare_parameter(name, default, descriptor).value
+    values = declare(node, specs)
     values['gripper_interface'] = parse_interface(values.pop('gripper.interface')).value
     depth_model.profile(values['depth_model'])  # ValueError for an unknown one
     values['wrench_offset'] = tuple(float(v) for v in values['wrench_offset'])

@@ -15,9 +15,9 @@ runs threads.
 import math
 import threading
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from vpg_common.node_runner import run_node
+from vpg_common.parameters import declare, defaults
 from vpg_common.qos import MODEL_UPDATES_QOS, TRANSITIONS_QOS
 from vpg_interfaces.msg import ModelUpdate, TrainerStatus, Transition
 from vpg_perception.conversions import heightmap_from_msg
@@ -77,16 +77,13 @@ PARAMETERS = [
 
 def declare_parameters(node):
     """Declare every parameter on node; return (TrainerConfig, other values)."""
-    values = {}
-    for name, default, description in PARAMETERS:
-        node.declare_parameter(name, default, ParameterDescriptor(description=description))
-        values[name] = node.get_parameter(name).value
+    values = declare(node, PARAMETERS, read_only=False)
     return build_config(values), values
 
 
 def build_config(values):
     """Turn parameter values (defaults filled in) into a TrainerConfig; ValueError if invalid."""
-    v = {name: default for name, default, _ in PARAMETERS}
+    v = defaults(PARAMETERS)
     v.update(values)
     if not v['run_dir']:
         raise ValueError('parameter run_dir is required (the folder of the training run)')
