@@ -5,7 +5,7 @@ import json
 
 import pytest
 from vpg_bringup.graph import training_graph
-from vpg_bringup.training_run import main
+from vpg_bringup.training_run import main, parse_args, policy_parameters, trainer_parameters
 from vpg_trainer.replay import ReplayStore
 
 
@@ -49,3 +49,15 @@ def test_two_cells_train_one_network(tmp_path, capsys):
     info = json.loads((run / 'run.json').read_text())
     assert info['actions'] == 8 and info['command'].startswith('python -m vpg_bringup')
     assert (run / 'curve.png').stat().st_size > 0
+
+
+def test_policy_and_trainer_parameters_from_the_command_line():
+    args = parse_args(['--run-dir', 'r', '--gamma', '0', '--view',
+                       '--trainer-param', 'push_reward=next_grasp',
+                       '--policy-param', 'exploration_grasp_fraction=0.8'])
+    assert policy_parameters(args) == {'torch_threads': 1, 'publish_heatmaps': True,
+                                       'exploration_grasp_fraction': 0.8}
+    assert trainer_parameters(args) == {'gamma': 0.0, 'device': 'cpu',
+                                        'push_reward': 'next_grasp'}
+    with pytest.raises(ValueError, match='NAME=VALUE'):
+        policy_parameters(parse_args(['--run-dir', 'r', '--policy-param', 'oops']))

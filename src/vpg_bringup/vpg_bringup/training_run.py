@@ -59,6 +59,9 @@ def parse_args(argv):
     parser.add_argument('--device', default='cpu', help='policy and trainer device')
     parser.add_argument('--trainer-param', action='append', default=[], metavar='NAME=VALUE',
                         help='extra trainer parameter (repeatable)')
+    parser.add_argument('--policy-param', action='append', default=[], metavar='NAME=VALUE',
+                        help='extra policy parameter (repeatable), e.g. '
+                             'exploration_grasp_fraction=0.8')
     parser.add_argument('--episode-timeout', type=float, default=1800.0)
     parser.add_argument('--view', action='store_true',
                         help='serve the (first) cell live to Foxglove/Lichtblick on --view-port '
@@ -210,10 +213,25 @@ def trainer_parameters(args):
     if args.variant:
         params['variant'] = args.variant
     params['device'] = args.device
-    for item in args.trainer_param:
-        name, _, value = item.partition('=')
-        params[name] = parse_value(value)
+    params.update(named_values(args.trainer_param))
     return params
+
+
+def policy_parameters(args):
+    """Return the policy nodes' parameters: one torch thread, heatmaps if viewed, --policy-param."""
+    return {'torch_threads': 1, 'publish_heatmaps': bool(args.view),
+            **named_values(args.policy_param)}
+
+
+def named_values(items):
+    """Parse NAME=VALUE strings into {name: value}; ValueError for an item without '='."""
+    values = {}
+    for item in items:
+        name, sep, value = item.partition('=')
+        if not sep or not name:
+            raise ValueError(f'expected NAME=VALUE, got {item!r}')
+        values[name] = parse_value(value)
+    return values
 
 
 def main(argv=None):
@@ -233,7 +251,7 @@ def main(argv=None):
     if done >= args.actions:
         print(f'train: {run_dir} already has {done} actions (asked {args.actions})')
     print(f'train: run {run_dir}, resuming at action {done}, weights v{latest.version}')
-    policy = {'torch_threads': 1, 'publish_heatmaps': bool(args.view)}
+    policy = policy_parameters(args)
     graph = training_graph(run_dir, cells=args.cells, seed=args.seed, num_objects=args.objects,
                            weights=latest.weights, device=args.device, start_step=done,
                            trainer_parameters=params, policy_parameters=policy)

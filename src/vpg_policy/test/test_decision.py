@@ -142,3 +142,22 @@ def test_policy_runs_the_network_end_to_end():
     assert d.q_value == pytest.approx(best)
     with pytest.raises(InvalidHeightmapError):
         policy.decide(color, height_map()[:, :30], GRID)
+
+
+def test_exploration_picks_grasps_with_the_given_fraction():
+    push, grasp = maps((3, 12, 7, 0.9), (5, 15, 9, 0.8))
+    rng = np.random.default_rng(5)
+
+    def grasp_share(fraction):
+        picks = [choose_action(push, grasp, height_map(), GRID, epsilon=1.0, rng=rng,
+                               explore_grasp_fraction=fraction).primitive for _ in range(2000)]
+        return np.mean(np.asarray(picks) == GRASP)
+
+    assert grasp_share(0.8) == pytest.approx(0.8, abs=0.03)
+    assert grasp_share(0.5) == pytest.approx(0.5, abs=0.04)
+    assert grasp_share(0.0) == 0.0
+    only_push = choose_action(push, grasp, height_map(), GRID, epsilon=1.0, rng=rng,
+                              allowed=PUSH_ONLY, explore_grasp_fraction=1.0)
+    assert only_push.primitive == PUSH
+    with pytest.raises(ValueError, match='explore_grasp_fraction'):
+        choose_action(push, grasp, height_map(), GRID, explore_grasp_fraction=1.5)

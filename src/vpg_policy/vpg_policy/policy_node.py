@@ -52,6 +52,7 @@ class PolicyParams:
     publish_heatmaps: bool
     exploration: str
     exploration_min_height: float
+    exploration_grasp_fraction: float
     action_mask: bool
     action_mask_min_height: float
     action_mask_push_margin: float
@@ -92,6 +93,10 @@ def declare_parameters(node):
             "what an epsilon draw randomises: 'random_primitive' (VPG: random primitive at its "
             "best pixel) or 'random_action' (random primitive, rotation and object pixel)",
             string)),
+        ('exploration_grasp_fraction', 0.5, _spec(
+            'probability that an epsilon draw picks a grasp when both primitives are allowed '
+            '(VPG: 0.5; Good Robot: 0.8, so that early training gathers grasps, not only pushes)',
+            double, floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
         ('exploration_min_height', 0.01, _spec(
             "metres; pixels higher than this count as objects for 'random_action'", double,
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
@@ -176,7 +181,8 @@ class PolicyNode(Node):
         self._rng = np.random.default_rng(self._params.seed)
         model, self._version = self._initial_model()
         self._policy = Policy(model, self._params.exploration,
-                              self._params.exploration_min_height, action_mask_of(self._params))
+                              self._params.exploration_min_height, action_mask_of(self._params),
+                              self._params.exploration_grasp_fraction)
         self._lock = threading.Lock()  # held while a decision runs; the swap takes it
 
         self._decide_group = MutuallyExclusiveCallbackGroup()
@@ -333,7 +339,8 @@ class PolicyNode(Node):
                 return
             self._policy = Policy(model, self._params.exploration,
                                   self._params.exploration_min_height,
-                                  action_mask_of(self._params))
+                                  action_mask_of(self._params),
+                                  self._params.exploration_grasp_fraction)
             self._version = msg.version
         log.info(f'now serving weights version {msg.version} (sha256 {loaded.sha256[:12]})')
 
