@@ -218,7 +218,7 @@ def trainer_parameters(args):
 
 
 def policy_parameters(args):
-    """Return the policy nodes' parameters: one torch thread, heatmaps if viewed, --policy-param."""
+    """Return the policy nodes' parameters: 1 torch thread, heatmaps if viewed, --policy-param."""
     return {'torch_threads': 1, 'publish_heatmaps': bool(args.view),
             **named_values(args.policy_param)}
 
