@@ -67,8 +67,10 @@ from vpg_sim.randomization import RandomizationRanges
 from vpg_sim.timing import FrameScheduler, pace_rate, Pacer, Periodic
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
 
-GRIPPER_INTERFACES = tuple(interface.value for interface in GripperInterface)
-"""The gripper action types the cell can serve (vpg_common.gripper_action), default first."""
+GRIPPER_INTERFACES = (GripperInterface.PARALLEL_GRIPPER_COMMAND.value,
+                      GripperInterface.GRIPPER_COMMAND.value)
+"""The gripper action types the cell can serve (vpg_common.gripper_action), default first:
+the one ros2_robotiq_gripper serves from Kilted on, as the executor's default."""
 
 
 def gripper_goal_position(interface, request):
