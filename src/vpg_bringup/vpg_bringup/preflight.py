@@ -18,6 +18,7 @@ import time
 
 from vpg_bringup import preflight_checks as checks
 from vpg_bringup.graph import DEFAULT_UR_TYPE, enclave
+from vpg_common.client_node import ClientNode
 from vpg_common.stamps import to_seconds
 
 ENCLAVE = enclave('preflight')
@@ -353,28 +354,19 @@ class Preflight:
 
 
 def main(argv=None):
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     args, ros_args = parse_args(sys.argv[1:] if argv is None else argv)
     if '--enclave' not in ros_args and '-e' not in ros_args:
         ros_args = ros_args + ['--ros-args', '--enclave', ENCLAVE]
-    context = rclpy.Context()
-    rclpy.init(args=['preflight'] + ros_args, context=context)
-    node = rclpy.create_node('preflight', context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    preflight = Preflight(node, args)
+    client = ClientNode('preflight', args=['preflight'] + ros_args, threads=2)
+    preflight = Preflight(client.node, args)
     try:
         results = preflight.run()
     except KeyboardInterrupt:
         return 130
     finally:
-        executor.shutdown()
+        client.stop()
         preflight.close()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        client.close()
     print(checks.report(results), flush=True)
     return checks.exit_code(results)
 

@@ -7,7 +7,7 @@ import pytest
 from vpg_common import primitives
 from vpg_common.files import file_sha256
 from vpg_common.gripper_action import action_type, GripperInterface, parse_interface
-from vpg_common.qos import TRANSITIONS_QOS
+from vpg_common.qos import TRANSITIONS_QOS, TRANSITIONS_SUBSCRIPTION_QOS
 from vpg_common.stamps import (duration_msg, split_seconds, time_msg, to_nanoseconds,
                                to_seconds)
 from vpg_interfaces.msg import PrimitiveAction
@@ -50,3 +50,7 @@ def test_file_sha256(tmp_path):
 def test_transitions_are_kept_for_a_late_trainer():
     assert TRANSITIONS_QOS.depth >= 100
     assert TRANSITIONS_QOS.durability.name == 'TRANSIENT_LOCAL'
+    # The trainer's end differs only in its queue depth.
+    assert TRANSITIONS_SUBSCRIPTION_QOS.depth == 1000
+    for policy in ('reliability', 'durability', 'history'):
+        assert getattr(TRANSITIONS_SUBSCRIPTION_QOS, policy) == getattr(TRANSITIONS_QOS, policy)

@@ -43,15 +43,19 @@ class ClientNode:
         while not self._stop.is_set() and self.context.ok():
             self.executor.spin_once(timeout_sec=0.05)
 
-    def close(self):
-        """Stop the thread, shut the executor and context down; later calls do nothing."""
-        if self._closed:
-            return
-        self._closed = True
+    def stop(self):
+        """Stop spinning and shut the executor down (the node stays, e.g. to destroy clients)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self.executor.shutdown()
+
+    def close(self):
+        """Stop spinning, destroy the node, shut the context down; later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stop()
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
 

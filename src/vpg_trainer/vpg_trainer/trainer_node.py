@@ -18,7 +18,7 @@ import threading
 from rclpy.node import Node
 from vpg_common.node_runner import run_node
 from vpg_common.parameters import declare, defaults
-from vpg_common.qos import MODEL_UPDATES_QOS, TRANSITIONS_QOS
+from vpg_common.qos import MODEL_UPDATES_QOS, TRANSITIONS_SUBSCRIPTION_QOS
 from vpg_interfaces.msg import ModelUpdate, TrainerStatus, Transition
 from vpg_perception.conversions import heightmap_from_msg
 from vpg_policy.decision import ActionMask
@@ -155,7 +155,7 @@ class TrainerNode(Node):
         self._update_pub = self.create_publisher(ModelUpdate, 'model_updates', MODEL_UPDATES_QOS)
         self._status_pub = self.create_publisher(TrainerStatus, 'trainer_status', 10)
         self.create_subscription(Transition, 'transitions', self._on_transition,
-                                 TRANSITIONS_QOS)
+                                 TRANSITIONS_SUBSCRIPTION_QOS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._train_loop, name='trainer_learn',
                                         daemon=True)
