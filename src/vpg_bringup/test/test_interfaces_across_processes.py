@@ -106,6 +106,22 @@ def send_goal(node, executor, client, goal, feedback=None):
     return future.result()
 
 
+def handshake(executor, client, attempts=5):
+    """
+    Send a goal the server rejects until its answer arrives; returns that answer.
+
+    wait_for_server() says the client has discovered the server, not that the server has
+    discovered the client's response reader: Fast DDS drops a response whose reader it has not
+    matched within 100 ms ("client will not receive response"), which a loaded machine can
+    hit on the first goal. A rejected goal changes nothing, so resending it is safe.
+    """
+    for _ in range(attempts):
+        future = client.send_goal_async(PickAll.Goal(max_actions=0))
+        if spin_until(executor, future.done, 3):
+            return future.result()
+    raise AssertionError(f'no goal response in {attempts} attempts of 3 s')
+
+
 def test_pick_all_goal_feedback_result_and_cancel(ros_node):
     node, executor = ros_node
     client = ActionClient(node, PickAll, 'pick_all')
@@ -113,8 +129,7 @@ def test_pick_all_goal_feedback_result_and_cancel(ros_node):
     try:
         assert client.wait_for_server(timeout_sec=20), 'pick_all server not found'
 
-        rejected = send_goal(node, executor, client, PickAll.Goal(max_actions=0))
-        assert not rejected.accepted
+        assert not handshake(executor, client).accepted
 
         feedback = []
         handle = send_goal(node, executor, client,
