@@ -48,13 +48,13 @@ bench: setup
 	[ $$found = 1 ] || echo "bench: no benchmark scripts in bench/"; exit $$status
 
 train: setup
-	@$(ENV) python -m vpg_bringup.training_run --run-dir $(RUN) --actions $(ACTIONS) --seed $(SEED) --cells $(CELLS) $(VIEW_ARGS) $(TRAIN_ARGS)
+	@$(ENV) python -m vpg_training.training_run --run-dir $(RUN) --actions $(ACTIONS) --seed $(SEED) --cells $(CELLS) $(VIEW_ARGS) $(TRAIN_ARGS)
 
 eval: setup
 	@$(ENV) python -m vpg_evaluation.evaluate --runs $(EVAL_RUNS) $(EVAL_ARGS)
 
 soak: setup
-	@$(ENV) python -m vpg_bringup.soak $(SOAK_ARGS)
+	@$(ENV) python -m vpg_training.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf build install log

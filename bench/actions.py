@@ -1,10 +1,10 @@
 """
 Actions per second of the real graphs, and where one action's time goes.
 
-1. Training: `make train`'s driver (vpg_bringup.training_run: sim, heightmap, policy, executor
+1. Training: `make train`'s driver (vpg_training.training_run: sim, heightmap, policy, executor
    exploring, trainer learning; separate processes) for --actions actions from --seed, in a
    fresh run folder.
-2. Evaluation: the same graph without the trainer, greedy (vpg_bringup.soak with epsilon 0 and
+2. Evaluation: the same graph without the trainer, greedy (vpg_training.soak with epsilon 0 and
    the shipped weights) for --eval-actions actions.
 
 For each it reads the executor's step lines (every step logs its phase durations, wall and
@@ -170,11 +170,11 @@ def main(argv=None):
     shutil.rmtree(work / 'train', ignore_errors=True)
     env = dict(os.environ)
     try:
-        steps, cpu = measure([sys.executable, '-m', 'vpg_bringup.training_run', '--run-dir',
+        steps, cpu = measure([sys.executable, '-m', 'vpg_training.training_run', '--run-dir',
                               str(work / 'train'), '--actions', str(args.actions),
                               '--seed', str(args.seed)], work / 'train' / 'nodes.log', env)
         rate, train_budget = budget(steps, cpu)
-        steps, cpu = measure([sys.executable, '-m', 'vpg_bringup.soak', '--primitives',
+        steps, cpu = measure([sys.executable, '-m', 'vpg_training.soak', '--primitives',
                               str(args.eval_actions), '--epsilon', '0', '--seed',
                               str(args.seed), '--weights', args.weights, '--out',
                               str(work / 'eval' / 'soak.json')],

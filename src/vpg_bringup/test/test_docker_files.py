@@ -157,11 +157,11 @@ def test_real_cell_passes_the_security_and_discovery_settings():
 
 
 def test_sim_training_command_parses_with_training_run():
-    from vpg_bringup import training_run
+    from vpg_training import training_run
     commands = [command_of(s) for p, _, s in services() if p.name == 'compose.sim.yaml']
     assert len(commands) == 2
     for command in commands:
-        assert command[:3] == ['python', '-m', 'vpg_bringup.training_run']
+        assert command[:3] == ['python', '-m', 'vpg_training.training_run']
         args = training_run.parse_args(command[3:])
         assert args.cells == 2 and args.run_dir == '/runs/sim'
     devices = {training_run.parse_args(c[3:]).device for c in commands}

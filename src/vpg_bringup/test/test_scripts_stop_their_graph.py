@@ -58,9 +58,9 @@ def _alive(pid):
 SCRIPTS = {
     'demo': lambda tmp: [sys.executable, str(ROOT / 'tools' / 'demo.py'), '--out',
                          str(tmp / 'demo'), '--no-record'],
-    'soak': lambda tmp: [sys.executable, '-m', 'vpg_bringup.soak', '--primitives', '500',
+    'soak': lambda tmp: [sys.executable, '-m', 'vpg_training.soak', '--primitives', '500',
                          '--out', str(tmp / 'soak' / 'soak.json')],
-    'train': lambda tmp: [sys.executable, '-m', 'vpg_bringup.training_run', '--run-dir',
+    'train': lambda tmp: [sys.executable, '-m', 'vpg_training.training_run', '--run-dir',
                           str(tmp / 'run'), '--actions', '1000'],
     'bench_actions': lambda tmp: [sys.executable, str(ROOT / 'bench' / 'actions.py'),
                                   '--keep', str(tmp / 'bench')],

@@ -60,7 +60,7 @@ def pip_requirements():
 def test_every_package_is_checked():
     names = {package.name for package in PACKAGES}
     assert {'vpg_common', 'vpg_perception', 'vpg_policy', 'vpg_executor', 'vpg_trainer',
-            'vpg_sim', 'vpg_bringup', 'vpg_evaluation'} <= names
+            'vpg_sim', 'vpg_bringup', 'vpg_evaluation', 'vpg_training'} <= names
 
 
 @pytest.mark.parametrize('package_dir', PACKAGES, ids=lambda path: path.name)

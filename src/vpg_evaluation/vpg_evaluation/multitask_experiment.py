@@ -22,7 +22,7 @@ pushes, so budgets are nested (N = 200 holds the N = 100 data) and the multitask
 are the first half of the grasp-only arm's: the arms differ only in N/2 grasps swapped for
 N/2 pushes. The whole pool is available: evaluation runs on new random scenes in the MuJoCo
 cell, seeds from `--eval-first-seed` (10^9) up, a range the training driver
-(vpg_bringup.training_run: run seed x 100000 + episode x 10 + cell) does not reach for run
+(vpg_training.training_run: run seed x 100000 + episode x 10 + cell) does not reach for run
 seeds below 10000. Every model sees the same scene seeds in the same order.
 
 Evaluation: each model is served by the policy in the MuJoCo graph (vpg_evaluation.evaluate's

@@ -5,8 +5,11 @@ import json
 
 import pytest
 from vpg_bringup.graph import training_graph
-from vpg_bringup.training_run import main, parse_args, policy_parameters, trainer_parameters
+from vpg_evaluation.packed_clusters import equals_case, evaluation_cases
+from vpg_sim.blocks import load_test_case
 from vpg_trainer.replay import ReplayStore
+from vpg_training.training_run import (main, packed_episode, parse_args, policy_parameters,
+                                       trainer_parameters, write_packed_scene)
 
 
 def test_two_cell_graph_shares_trainer_topics_and_keeps_clocks_apart():
@@ -27,10 +30,14 @@ def test_two_cell_graph_shares_trainer_topics_and_keeps_clocks_apart():
 @pytest.mark.slow
 def test_two_cells_train_one_network(tmp_path, capsys):
     run = tmp_path / 'run'
-    status = main(['--run-dir', str(run), '--actions', '8', '--cells', '2', '--objects', '3',
-                   '--trainer-param', 'checkpoint_every=1', '--trainer-param', 'batch_size=2',
-                   '--trainer-param', 'min_transitions=1'])
-    assert status == 0, capsys.readouterr().err
+    status = main(['--run-dir', str(run), '--actions', '8', '--cells', '2', '--objects', '4',
+                   '--packed-share', '0.5', '--trainer-param', 'checkpoint_every=1',
+                   '--trainer-param', 'batch_size=2', '--trainer-param', 'min_transitions=1'])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    # Episode 2 (every second one) had a packed-cluster scene, written where the sim read it.
+    assert 'packed clusters scene' in out and 'random scene' in out
+    assert list((run / 'scenes').glob('packed-*.txt'))
     with open(run / 'metrics.csv', newline='') as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r['action']) for r in rows] == list(range(1, 9))
@@ -47,7 +54,7 @@ def test_two_cells_train_one_network(tmp_path, capsys):
     for cell in ('cell0', 'cell1'):
         assert any(f'{cell}.policy' in line for line in serving), cell
     info = json.loads((run / 'run.json').read_text())
-    assert info['actions'] == 8 and info['command'].startswith('python -m vpg_bringup')
+    assert info['actions'] == 8 and info['command'].startswith('python -m vpg_training')
     assert (run / 'curve.png').stat().st_size > 0
 
 
@@ -61,3 +68,26 @@ def test_policy_and_trainer_parameters_from_the_command_line():
                                         'push_reward': 'next_grasp'}
     with pytest.raises(ValueError, match='NAME=VALUE'):
         policy_parameters(parse_args(['--run-dir', 'r', '--policy-param', 'oops']))
+
+
+def test_packed_share_spreads_packed_episodes_evenly():
+    def packed(share, episodes=12):
+        return [k for k in range(1, episodes + 1) if packed_episode(k, share)]
+    assert packed(0.0) == []
+    assert packed(0.5) == [2, 4, 6, 8, 10, 12]
+    assert packed(0.25) == [4, 8, 12]
+    assert packed(1.0) == list(range(1, 13))
+    assert len(packed(1 / 3, 300)) == 100
+    with pytest.raises(SystemExit):
+        parse_args(['--run-dir', 'r', '--packed-share', '1.5'])
+
+
+def test_packed_scenes_are_case_files_the_sim_loads_and_never_evaluation_cases(tmp_path):
+    cases = evaluation_cases()
+    for seed in (10, 11, 20):
+        path = write_packed_scene(tmp_path, seed, 10)
+        objects = load_test_case(path)
+        assert 4 <= len(objects) <= 10
+        assert not any(equals_case(objects, case) for case in cases)
+    assert sorted(p.name for p in (tmp_path / 'scenes').iterdir()) == [
+        'packed-10.txt', 'packed-11.txt', 'packed-20.txt']

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from vpg_bringup.soak import group_rss_mb, main, Sampler, summarise
+from vpg_training.soak import group_rss_mb, main, Sampler, summarise
 
 
 def test_group_rss_reads_this_process_group():

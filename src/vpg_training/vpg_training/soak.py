@@ -8,7 +8,7 @@ process group, from /proc) and the action rate of the last window. Prints one JS
 and writes it to `--out`: crashed nodes, memory per node (after warm-up, at the end, the
 growth), the action rate of the first and last windows, why episodes ended.
 
-Usage: python -m vpg_bringup.soak [--primitives 500] [--weights PATH] [--out FILE]
+Usage: python -m vpg_training.soak [--primitives 500] [--weights PATH] [--out FILE]
 """
 
 import argparse

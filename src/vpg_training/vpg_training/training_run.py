@@ -3,14 +3,17 @@
 
 Starts the training graph (sim, heightmap, policy, executor with exploration, trainer: separate
 ROS 2 processes; several cells with --cells), then, per cell, runs episodes as another ROS system
-would: reset the scene with 10 random objects, send /pick_all with the exploration schedule,
+would: reset the scene (10 random objects, or with --packed-share that share of the episodes
+packed clusters of blocks from vpg_evaluation.packed_clusters, never an evaluation case), send
+/pick_all with the exploration schedule,
 and start a new episode when the table is clear or the robot is stuck (more than 10 actions
 without a change), until the run has taken --actions actions. Prints progress (actions, grasp
 success over the last 200 grasps, push success, epsilon, loss, actions/s) and keeps the run
 folder up to date: checkpoints/ and replay.sqlite (the trainer's), metrics.csv, curve.png and
 run.json. Starting again on the same folder resumes the run.
 
-    python -m vpg_bringup.training_run --run-dir runs/vpg --actions 1500 [--seed 0] [--cells 1]
+    python -m vpg_training.training_run --run-dir runs/vpg --actions 1500 [--seed 0] [--cells 1]
+        [--packed-share 0.5]
 """
 
 import argparse
@@ -30,9 +33,11 @@ from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
 from vpg_common.client_node import ClientNode
 from vpg_common.primitives import PRIMITIVE_NAMES
+from vpg_evaluation.packed_clusters import packed_scene
 from vpg_interfaces.action import PickAll
 from vpg_interfaces.msg import TrainerStatus
 from vpg_interfaces.srv import ChoosePrimitive
+from vpg_sim.blocks import format_test_case
 from vpg_trainer.checkpoints import CheckpointStore
 from vpg_trainer.online import initial_checkpoint, TrainerConfig
 from vpg_trainer.progress import ActionRow, MetricsCsv, plot_curves, read_rows, TrainingProgress
@@ -49,6 +54,9 @@ def parse_args(argv):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cells', type=int, default=1, help='MuJoCo cells feeding the trainer')
     parser.add_argument('--objects', type=int, default=10, help='random objects per episode')
+    parser.add_argument('--packed-share', type=share, default=0.0,
+                        help='share of the episodes (0-1, spread evenly) whose scene is packed '
+                             'clusters of at most --objects blocks instead of a random drop')
     parser.add_argument('--max-failures', type=int, default=10,
                         help='actions without change that end an episode (VPG: 10)')
     parser.add_argument('--gamma', type=float, default=None, help='override (0 = myopic)')
@@ -68,6 +76,32 @@ def parse_args(argv):
                         '(vpg_bringup viewer); also makes the policy publish Q heatmaps')
     parser.add_argument('--view-port', type=int, default=8765)
     return parser.parse_args(argv)
+
+
+def share(text):
+    """Argparse type: a float in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'must be within 0 and 1, got {text}')
+    return value
+
+
+def packed_episode(episode, packed_share):
+    """
+    Whether episode (1, 2, ...) gets a packed-cluster scene: the share spread evenly.
+
+    Episode k is packed when floor(k * share) steps up at k, so 0.5 packs every second
+    episode and 0.25 every fourth, the same on a resumed run.
+    """
+    return math.floor(episode * packed_share) > math.floor((episode - 1) * packed_share)
+
+
+def write_packed_scene(run_dir, seed, max_objects):
+    """Write the packed-cluster scene of `seed` as a case file under run_dir/scenes/."""
+    path = Path(run_dir) / 'scenes' / f'packed-{seed}.txt'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(format_test_case(packed_scene(seed, max_objects)), encoding='utf-8')
+    return path
 
 
 def parse_value(text):
@@ -158,14 +192,21 @@ class TrainingRun:
                 self.episode += 1
                 episode = self.episode
             seed = self.args.seed * 100000 + episode * 10 + cell_index
-            client.reset_scene(num_objects=self.args.objects, seed=seed)
+            if packed_episode(episode, self.args.packed_share):
+                scene = 'packed clusters'
+                case = write_packed_scene(self.run_dir, seed, self.args.objects)
+                client.reset_scene(test_case_file=str(case))
+            else:
+                scene = 'random'
+                client.reset_scene(num_objects=self.args.objects, seed=seed)
             goal = PickAll.Goal(max_actions=max(self.remaining(), 1),
                                 max_consecutive_failures=self.args.max_failures, explore=True,
                                 epsilon=-1.0, allowed=allowed)
             log = client.run(goal, self.args.episode_timeout, on_feedback=self.on_step,
                              count_objects=False)
-            print(f'episode {episode} (cell {cell_index}, scene seed {seed}): {log.reason} '
-                  f'({log.actions} actions, {log.grasp_successes}/{log.grasp_attempts} grasps)',
+            print(f'episode {episode} (cell {cell_index}, {scene} scene, seed {seed}): '
+                  f'{log.reason} ({log.actions} actions, '
+                  f'{log.grasp_successes}/{log.grasp_attempts} grasps)',
                   flush=True)
             # An episode without an action counts as failed: a table seen clear from the start
             # (all blocks fell off, or the camera sees none) must not loop for ever.
@@ -190,8 +231,9 @@ def _json_rate(value):
 
 def write_run_json(run_dir, args, argv, progress, wall_s):
     info = {
-        'command': 'python -m vpg_bringup.training_run ' + shlex.join(argv),
+        'command': 'python -m vpg_training.training_run ' + shlex.join(argv),
         'seed': args.seed, 'cells': args.cells, 'actions': progress.actions,
+        'packed_share': args.packed_share,
         # null (not NaN, which is not JSON) for a primitive never tried
         'grasp_success_last200': _json_rate(progress.grasp_success_rate),
         'push_success_last200': _json_rate(progress.push_success_rate),

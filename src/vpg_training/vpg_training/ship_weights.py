@@ -6,7 +6,7 @@ weights/<name>.json holds what produced it: the command that reproduces the run,
 the number of actions, the grasp success over the last 200 attempts, the wall-clock minutes,
 and the run's other figures (run.json).
 
-Usage: python -m vpg_bringup.ship_weights --run-dir results/runs/vpg-seed0 --name vpg
+Usage: python -m vpg_training.ship_weights --run-dir results/runs/vpg-seed0 --name vpg
 """
 
 import argparse

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from vpg_bringup.ship_weights import main, ship
 from vpg_policy.q_network import build_q_network
 from vpg_policy.weights import read_weights, save_weights
+from vpg_training.ship_weights import main, ship
 
 
 def make_run(tmp_path, version=3):
@@ -14,7 +14,7 @@ def make_run(tmp_path, version=3):
     weights = run_dir / 'checkpoints' / f'weights_v{version:06d}.safetensors'
     save_weights(weights, build_q_network('vpg'), version)
     sha = read_weights(weights).sha256
-    run = {'command': f'python -m vpg_bringup.training_run --run-dir {run_dir} --actions 40 '
+    run = {'command': f'python -m vpg_training.training_run --run-dir {run_dir} --actions 40 '
                       '--seed 2 --cells 1',
            'seed': 2, 'cells': 1, 'actions': 40, 'grasp_success_last200': 0.25,
            'push_success_last200': 0.5, 'grasp_attempts': 20, 'push_attempts': 20,
@@ -34,7 +34,7 @@ def test_ship_copies_weights_and_writes_the_record(tmp_path, monkeypatch):
     assert on_disk == record
     for key in ('command', 'seed', 'actions', 'grasp_success_last200', 'wall_minutes'):
         assert key in on_disk
-    assert on_disk['command'].startswith('python -m vpg_bringup.training_run --run-dir run ')
+    assert on_disk['command'].startswith('python -m vpg_training.training_run --run-dir run ')
     assert on_disk['seed'] == 2 and on_disk['actions'] == 40
     assert on_disk['sha256'] == read_weights(shipped).sha256
 
