@@ -85,7 +85,7 @@ GRIPPER_INTERFACE_OF = {
 def executor_gripper_interface(executor):
     """Return the executor's gripper.interface: set in the file, else the parameter's default."""
     from vpg_executor.parameters import PARAMETERS
-    defaults = {name: default for name, default, _ in PARAMETERS}
+    defaults = {name: default for name, default, *_ in PARAMETERS}
     return executor.get('gripper.interface', defaults['gripper.interface'])
 
 
@@ -282,7 +282,7 @@ def test_gripper_stall_timeout_outlasts_a_full_stroke():
 
 def test_moveit_py_settings_name_the_executors_pipelines():
     from vpg_executor.parameters import PARAMETERS
-    defaults = {name: default for name, default, _ in PARAMETERS}
+    defaults = {name: default for name, default, *_ in PARAMETERS}
     settings = load_yaml(DRIVERS / 'moveit_py.yaml')
     assert {'planning_scene_monitor_options', 'planning_pipelines',
             'plan_request_params'} <= set(settings)

@@ -290,7 +290,7 @@ class Preflight:
     def executor_parameters(self):
         """Return the executor's values (running node), its defaults for what it lacks."""
         from vpg_executor.parameters import PARAMETERS
-        values = {name: default for name, default, _ in PARAMETERS
+        values = {name: default for name, default, *_ in PARAMETERS
                   if name in EXECUTOR_PARAMETERS}
         running = self.parameters('executor', EXECUTOR_PARAMETERS)
         values.update(running)

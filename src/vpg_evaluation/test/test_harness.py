@@ -2,6 +2,7 @@
 
 import _thread
 import json
+import signal
 import threading
 import time
 
@@ -185,12 +186,17 @@ def test_ctrl_c_ends_the_runs_in_progress_at_once(tmp_path):
             raise AssertionError('the runs in progress were not stopped')
         raise harness.Stopped('interrupted')
 
-    threading.Timer(0.5, _thread.interrupt_main).start()  # Ctrl-C
+    # Ctrl-C as a script sees it: Python's own SIGINT handler, whatever earlier tests left.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    threading.Timer(0.5, _thread.interrupt_main).start()
     begun = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        harness.run_evaluation(plan, weights, harness.RunStore(tmp_path / 'runs.jsonl'),
-                               minutes_long, jobs=2, log=lambda *_: None,
-                               interrupt=graphs_stopped.set)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            harness.run_evaluation(plan, weights, harness.RunStore(tmp_path / 'runs.jsonl'),
+                                   minutes_long, jobs=2, log=lambda *_: None,
+                                   interrupt=graphs_stopped.set)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - begun < 10.0
     assert graphs_stopped.is_set() and sorted(started) == ['grasp_only', 'vpg']
 

@@ -4,13 +4,14 @@ import math
 
 import pytest
 import rclpy
+from rclpy.exceptions import InvalidParameterValueException
 from vpg_executor.parameters import build_parameters, declare_parameters, PARAMETERS
 
 
 def test_every_parameter_has_a_description_and_a_unique_name():
-    names = [name for name, _, _ in PARAMETERS]
+    names = [name for name, *_ in PARAMETERS]
     assert len(names) == len(set(names))
-    assert all(description for _, _, description in PARAMETERS)
+    assert all(description for _, _, description, *_ in PARAMETERS)
 
 
 def test_defaults_build_and_overrides_reach_the_configs():
@@ -45,8 +46,31 @@ def test_node_declares_every_parameter():
                                      'robot.model', value='ur5')])
         params = declare_parameters(node)
         assert params.trajectory.model == 'ur5'
-        described = node.describe_parameters([name for name, _, _ in PARAMETERS])
+        described = node.describe_parameters([name for name, *_ in PARAMETERS])
         assert all(d.description for d in described)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_every_number_declares_its_range():
+    numbers = [entry for entry in PARAMETERS
+               if isinstance(entry[1], (int, float)) and not isinstance(entry[1], bool)]
+    unranged = [entry[0] for entry in numbers if len(entry) < 4
+                or not {'floating_point_range', 'integer_range'} & set(entry[3])]
+    assert numbers and not unranged
+
+
+def test_out_of_range_value_is_refused_when_declared():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node('params_probe', context=context,
+                                 parameter_overrides=[rclpy.parameter.Parameter(
+                                     'robot.contact_force', value=-5.0)])
+        with pytest.raises(InvalidParameterValueException,
+                           match='robot.contact_force'):
+            declare_parameters(node)
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)

@@ -211,3 +211,27 @@ def test_each_step_reports_its_phase_durations_on_both_clocks():
     wall, sim = parse_timing(f'[INFO] [executor]: step 1: grasp reward 1.0; {text}\n')
     assert wall == feedback[0].timing and sim == pytest.approx(feedback[0].sim_timing)
     assert parse_timing('step 1: grasp reward 1.0') == ({}, {})
+
+
+def test_scene_changed_is_reported_for_every_primitive_with_the_executors_threshold():
+    class ShovingWorld(FakeWorld):
+        """A failed grasp that shoves its block 30 px aside (1200 pixels change)."""
+
+        def grasp(self, position, angle, heightmap=None):
+            self.grasps += 1
+            row, col = self.blocks[0]
+            self.blocks[0] = (row, col + 30)
+            return GraspOutcome(False, 1.0)
+
+    feedback = []
+    make_loop(ShovingWorld([(50, 50)])).run(Goal(max_actions=1, max_consecutive_failures=10),
+                                            on_feedback=feedback.append)
+    (report,) = feedback
+    assert report.changed_pixels > 300
+    assert report.scene_changed and not report.push_changed and not report.grasp_success
+    assert report.reward == 0.0
+
+    feedback = []
+    make_loop(FakeWorld([(50, 50)], grip=lambda i: False)).run(
+        Goal(max_actions=1, max_consecutive_failures=10), on_feedback=feedback.append)
+    assert not feedback[0].scene_changed and feedback[0].changed_pixels == 0

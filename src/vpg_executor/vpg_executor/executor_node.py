@@ -379,6 +379,7 @@ class ExecutorNode(Node):
                          reward=float(report.reward), grasp_success=report.grasp_success,
                          push_changed=report.push_changed,
                          changed_pixels=int(report.changed_pixels),
+                         scene_changed=bool(report.scene_changed),
                          weights_version=int(choice.weights_version))
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.heightmap_before = before.message

@@ -101,6 +101,8 @@ class StepReport:
     objects_seen_remaining: int
     consecutive_failures: int
     motion_error: str = ''
+    scene_changed: bool = False
+    """The grasp succeeded or more than change_threshold pixels changed."""
     epsilon: float = 0.0
     """Exploration probability the decision was made with (0 = greedy)."""
     timing: dict = field(default_factory=dict)
@@ -265,7 +267,8 @@ class PickAllLoop:
             if grasp_success:
                 result.grasp_successes += 1
                 result.objects_removed += 1
-            if grasp_success or changed > self.rewards.change_threshold:
+            scene_changed = grasp_success or changed > self.rewards.change_threshold
+            if scene_changed:
                 no_change[choice.primitive] = 0
             else:
                 no_change[choice.primitive] += 1
@@ -274,7 +277,7 @@ class PickAllLoop:
                 reward=reward(choice.primitive == GRASP, grasp_success, push_changed,
                               self.rewards),
                 grasp_success=grasp_success, push_changed=push_changed, changed_pixels=changed,
-                epsilon=float(epsilon),
+                scene_changed=scene_changed, epsilon=float(epsilon),
                 objects_seen_remaining=count_objects(after.height, self.rewards),
                 consecutive_failures=no_change[PUSH] + no_change[GRASP],
                 motion_error=motion_error, timing=phases.wall, sim_timing=phases.sim)

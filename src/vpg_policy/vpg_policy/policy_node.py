@@ -32,8 +32,8 @@ from vpg_interfaces.msg import ModelUpdate
 from vpg_interfaces.srv import ChoosePrimitive
 from vpg_perception.conversions import heightmap_from_msg, numpy_to_image
 
-from vpg_policy.decision import (ActionMask, Exploration, InvalidHeightmapError, Policy,
-                                 PUSH)
+from vpg_policy.action_mask_parameters import action_mask_from, ACTION_MASK_PARAMETERS
+from vpg_policy.decision import Exploration, InvalidHeightmapError, Policy, PUSH
 from vpg_policy.q_network import build_q_network, parameter_count, variant_class, variants
 from vpg_policy.visualization import decision_images, grasp_jaw_segments, push_arrow_points
 from vpg_policy.weights import (build_from_weights, check_compatible, read_weights,
@@ -100,19 +100,6 @@ def declare_parameters(node):
         ('exploration_min_height', 0.01, _spec(
             "metres; pixels higher than this count as objects for 'random_action'", double,
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
-        ('action_mask', True, _spec(
-            'restrict greedy actions to where they make sense: grasps on objects, pushes '
-            'starting near them (the trainer uses the same mask); false = plain argmax as VPG',
-            boolean)),
-        ('action_mask_min_height', 0.01, _spec(
-            'metres; heightmap cells higher than this are objects for the action mask', double,
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
-        ('action_mask_push_margin', 0.03, _spec(
-            'metres around objects where a push may start', double,
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=0.5)])),
-        ('action_mask_grasp_margin', 0.004, _spec(
-            'metres around objects where a grasp may be centred', double,
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=0.5)])),
         ('push_length', 0.1, _spec(
             'metres; push length drawn in heatmaps and markers (the executor owns the real one)',
             double, floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
@@ -123,8 +110,8 @@ def declare_parameters(node):
             "CPU threads for inference; 0 leaves torch's default", integer,
             integer_range=[IntegerRange(from_value=0, to_value=256, step=1)])),
     ]
-    values = declare(node, [(name, default, *spec) for name, default, spec in specs],
-                     read_only=False)
+    table = [(name, default, *spec) for name, default, spec in specs]
+    values = declare(node, table + list(ACTION_MASK_PARAMETERS), read_only=False)
     params = PolicyParams(**values)
     if params.device not in ('auto', 'cpu', 'cuda'):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {params.device!r}")
@@ -136,8 +123,7 @@ def declare_parameters(node):
 
 def action_mask_of(params):
     """Build the ActionMask the parameters describe."""
-    return ActionMask(params.action_mask, params.action_mask_min_height,
-                      params.action_mask_grasp_margin, params.action_mask_push_margin)
+    return action_mask_from(vars(params))
 
 
 def resolve_device(choice):

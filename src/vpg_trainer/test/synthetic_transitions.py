@@ -42,6 +42,7 @@ def transition(rng, size=SIZE, **overrides):
         'rotation_index': int(rng.integers(16)), 'num_rotations': 16, 'row': row, 'col': col,
         'reward': reward, 'grasp_success': grasp and on_block,
         'push_changed': (not grasp) and on_block, 'changed_pixels': 400 if on_block else 0,
+        'scene_changed': on_block,
         'grid': {'resolution': 0.002}, 'cell_name': 'cell0', 'episode_id': 1, 'step': 0,
         'stamp_ns': int(rng.integers(1, 2 ** 62))}
     values.update(overrides)

@@ -30,15 +30,17 @@ def test_myopic_labels_are_rewards():
     np.testing.assert_allclose(labels, [1.0, 0.5, 0.0])
 
 
-def test_changed_counts_grasps_pushes_and_pixels():
+def test_changed_is_the_executors_verdict():
     rng = np.random.default_rng(0)
-    config = LearnerConfig(change_threshold=300)
-    base = {'grasp_success': False, 'push_changed': False, 'changed_pixels': 0}
-    assert not record_changed(transition(rng, **base), config)
-    assert record_changed(transition(rng, **{**base, 'grasp_success': True}), config)
-    assert record_changed(transition(rng, **{**base, 'push_changed': True}), config)
-    assert record_changed(transition(rng, **{**base, 'changed_pixels': 301}), config)
-    assert not record_changed(transition(rng, **{**base, 'changed_pixels': 300}), config)
+    base = {'grasp_success': False, 'push_changed': False, 'changed_pixels': 0,
+            'scene_changed': False}
+    assert not record_changed(transition(rng, **base))
+    assert record_changed(transition(rng, **{**base, 'grasp_success': True}))
+    assert record_changed(transition(rng, **{**base, 'push_changed': True}))
+    # A failed grasp that moved blocks: the executor's threshold decided, not the trainer's.
+    assert record_changed(transition(rng, **{**base, 'changed_pixels': 301,
+                                             'scene_changed': True}))
+    assert not record_changed(transition(rng, **{**base, 'changed_pixels': 5000}))
 
 
 def test_labels_use_the_network_future_on_hand_made_transitions():
@@ -47,7 +49,7 @@ def test_labels_use_the_network_future_on_hand_made_transitions():
     learner = Learner(model, LearnerConfig(gamma=0.5))
     records = [transition(rng, reward=1.0, grasp_success=True, primitive=1),
                transition(rng, reward=0.0, grasp_success=False, push_changed=False,
-                          changed_pixels=0, primitive=1),
+                          changed_pixels=0, scene_changed=False, primitive=1),
                transition(rng, reward=0.5, push_changed=True, primitive=0, episode_done=True)]
     futures = future_values(model, records, ActionMask())
     labels = learner.labels(records)
@@ -133,7 +135,7 @@ def mixed_batch(rng):
         record.color_after = np.roll(record.color_before, 6, axis=1)
         records.append(record)
     records.append(transition(rng, primitive=0, grasp_success=False, push_changed=False,
-                              changed_pixels=0))
+                              changed_pixels=0, scene_changed=False))
     return records
 
 

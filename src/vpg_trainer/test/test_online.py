@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import rclpy
 from synthetic_transitions import transition
 from vpg_policy.q_network import QNetworkConfig
 from vpg_policy.weights import read_weights, save_weights
@@ -87,7 +88,7 @@ def test_multitask_run_trains_the_inverse_model_with_the_node_parameters(tmp_pat
     from vpg_policy.q_network import build_q_network
     from vpg_trainer.trainer_node import build_config, PARAMETERS
 
-    defaults = {name: default for name, default, _ in PARAMETERS}
+    defaults = {name: default for name, default, *_ in PARAMETERS}
     assert defaults['inverse_loss_weight'] == LearnerConfig().inverse_loss_weight
     weights = tmp_path / 'init.safetensors'
     save_weights(weights, build_q_network('multitask', SMALL, seed=0), 0)
@@ -166,3 +167,25 @@ def test_change_rule_keeps_vpgs_push_reward_and_unknown_rules_are_refused(tmp_pa
     trainer.close()
     with pytest.raises(ValueError, match='push_reward'):
         config(tmp_path / 'other', weights, push_reward='always')
+
+
+def test_every_number_declares_its_range_and_a_node_refuses_one_outside_it():
+    from rclpy.exceptions import InvalidParameterValueException
+    from rclpy.parameter import Parameter
+    from vpg_trainer.trainer_node import declare_parameters, PARAMETERS
+
+    numbers = [entry for entry in PARAMETERS
+               if isinstance(entry[1], (int, float)) and not isinstance(entry[1], bool)]
+    unranged = [entry[0] for entry in numbers if len(entry) < 4
+                or not {'floating_point_range', 'integer_range'} & set(entry[3])]
+    assert numbers and not unranged
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node('trainer_params_probe', context=context,
+                                 parameter_overrides=[Parameter('gamma', value=1.5)])
+        with pytest.raises(InvalidParameterValueException, match='gamma'):
+            declare_parameters(node)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

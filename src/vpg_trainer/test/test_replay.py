@@ -22,7 +22,8 @@ def test_round_trip_is_lossless(tmp_path):
         np.testing.assert_array_equal(getattr(back, name), getattr(record, name))
         assert getattr(back, name).dtype == getattr(record, name).dtype
     for name in ('primitive', 'rotation_index', 'row', 'col', 'reward', 'grasp_success',
-                 'exploratory', 'q_value', 'weights_version', 'cell_name', 'stamp_ns', 'grid'):
+                 'exploratory', 'q_value', 'weights_version', 'cell_name', 'stamp_ns', 'grid',
+                 'scene_changed', 'push_changed', 'changed_pixels'):
         assert getattr(back, name) == getattr(record, name), name
 
 
@@ -160,4 +161,27 @@ def test_a_store_written_before_push_credit_existed_gains_the_column(tmp_path):
     assert not store.credit_push(push.cell_name, push.episode_id, 2)  # credited once
     ids, _ = store.ids_and_priorities()
     assert [r.reward for r in store.get(ids)][-1] == 0.5
+    store.close()
+
+
+def test_a_store_written_before_scene_changed_existed_gets_the_executors_old_verdict(tmp_path):
+    import sqlite3
+    path = tmp_path / 'replay.sqlite'
+    store = ReplayStore(path)
+    rng = np.random.default_rng(6)
+    base = {'primitive': 1, 'grasp_success': False, 'push_changed': False}
+    store.add(transition(rng, step=1, changed_pixels=301, scene_changed=True, **base))
+    store.add(transition(rng, step=2, changed_pixels=300, scene_changed=False, **base))
+    store.add(transition(rng, step=3, changed_pixels=0, scene_changed=False,
+                         **{**base, 'grasp_success': True}))
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute('ALTER TABLE transitions DROP COLUMN scene_changed')
+    store = ReplayStore(path)
+    ids, _ = store.ids_and_priorities()
+    # The executor's threshold then: more than 300 pixels, or a successful grasp.
+    assert [r.scene_changed for r in store.get(ids)] == [True, False, True]
+    store.add(transition(rng, step=4, changed_pixels=5000, scene_changed=False, **base))
+    ids, _ = store.ids_and_priorities()
+    assert store.get(ids)[-1].scene_changed is False
     store.close()

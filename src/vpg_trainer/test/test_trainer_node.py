@@ -28,7 +28,8 @@ def to_msg(record, header=None):
     msg = Transition(cell_name=record.cell_name, episode_id=record.episode_id,
                      step=record.step, reward=record.reward,
                      grasp_success=record.grasp_success, push_changed=record.push_changed,
-                     changed_pixels=record.changed_pixels)
+                     changed_pixels=record.changed_pixels,
+                     scene_changed=record.scene_changed)
     msg.heightmap_before = heightmap_to_msg(record.color_before, record.height_before, GRID,
                                             header)
     msg.heightmap_after = heightmap_to_msg(record.color_after, record.height_after, GRID,

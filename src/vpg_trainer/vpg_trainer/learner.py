@@ -61,8 +61,6 @@ class LearnerConfig:
     """Importance-weight exponent correcting the prioritised sampling (0 = none)."""
     priority_epsilon: float = 0.01
     """Added to |Q - label| so no transition's probability drops to zero."""
-    change_threshold: int = 300
-    """Changed pixels above which an action changed the scene (VPG: 300)."""
     grad_clip: float = 10.0
     """Maximum gradient norm per update (0 = no clipping)."""
     mask: ActionMask = field(default_factory=ActionMask)
@@ -107,10 +105,9 @@ def compute_labels(rewards, futures, changed, done, gamma):
     return rewards + gamma * np.where(keep, futures, 0.0)
 
 
-def record_changed(record, config):
-    """Did the action change the scene (a successful grasp always does)."""
-    return bool(record.grasp_success or record.push_changed
-                or record.changed_pixels > config.change_threshold)
+def record_changed(record):
+    """Did the action change the scene: the executor's verdict (its change threshold)."""
+    return bool(record.grasp_success or record.push_changed or record.scene_changed)
 
 
 def _resolution(record):
@@ -207,7 +204,7 @@ class Learner:
         """Targets for records; futures (B,) when known, else computed with the network."""
         if futures is None:
             futures = future_values(self.model, records, self.config.mask)
-        changed = [record_changed(r, self.config) for r in records]
+        changed = [record_changed(r) for r in records]
         done = [r.episode_done for r in records]
         return compute_labels([r.reward for r in records], futures, changed, done,
                               self.config.gamma)
@@ -261,7 +258,7 @@ class Learner:
         if not getattr(self.model, 'has_inverse_model', False) or \
                 self.config.inverse_loss_weight == 0:
             return []
-        return [r for r in records if r.primitive == PUSH and record_changed(r, self.config)]
+        return [r for r in records if r.primitive == PUSH and record_changed(r)]
 
 
 def sample_prioritized(priorities, count, alpha, beta, rng, exclude=()):

@@ -28,7 +28,12 @@ SCHEMA_VERSION = 1
 
 _COLUMNS = ('cell_name', 'episode_id', 'step', 'primitive', 'rotation_index', 'num_rotations',
             'row', 'col', 'reward', 'grasp_success', 'push_changed', 'changed_pixels',
-            'episode_done', 'exploratory', 'q_value', 'weights_version', 'stamp_ns')
+            'episode_done', 'exploratory', 'q_value', 'weights_version', 'stamp_ns',
+            'scene_changed')
+# The executor's change threshold when stores were written without scene_changed (its default
+# then, and the only value any graph used): rows added before the column get their verdict
+# from it once, when the store is opened.
+_LEGACY_CHANGE_THRESHOLD = 300
 
 
 class ReplayError(Exception):
@@ -55,6 +60,8 @@ class TransitionRecord:
     grasp_success: bool = False
     push_changed: bool = False
     changed_pixels: int = 0
+    scene_changed: bool = False
+    """The executor's verdict: the grasp succeeded or more than its threshold of pixels changed."""
     episode_done: bool = False
     exploratory: bool = False
     q_value: float = float('nan')
@@ -172,6 +179,12 @@ class ReplayStore:
         columns = {row[1] for row in self._db.execute('PRAGMA table_info(transitions)')}
         if 'push_credit' not in columns:
             self._db.execute('ALTER TABLE transitions ADD COLUMN push_credit REAL')
+        # Added later still: the executor's verdict that the scene changed (Transition.msg).
+        if 'scene_changed' not in columns:
+            self._db.execute('ALTER TABLE transitions ADD COLUMN scene_changed INTEGER')
+            self._db.execute(
+                'UPDATE transitions SET scene_changed = (grasp_success OR push_changed OR '
+                'changed_pixels > ?)', (_LEGACY_CHANGE_THRESHOLD,))
         self._db.execute("INSERT OR IGNORE INTO meta SELECT 'stored_total', COUNT(*) "
                          'FROM transitions')
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -281,7 +294,8 @@ class ReplayStore:
             row = rows[i]
             fields = dict(zip(_COLUMNS, row[1:1 + len(_COLUMNS)]))
             h, w, grid, cb, hb, ca, ha = row[1 + len(_COLUMNS):]
-            for flag in ('grasp_success', 'push_changed', 'episode_done', 'exploratory'):
+            for flag in ('grasp_success', 'push_changed', 'scene_changed', 'episode_done',
+                         'exploratory'):
                 fields[flag] = bool(fields[flag])
             records.append(TransitionRecord(
                 color_before=_decode_color(cb), height_before=_decode_height(hb, (h, w)),

@@ -17,61 +17,64 @@ import threading
 
 from rclpy.node import Node
 from vpg_common.node_runner import run_node
-from vpg_common.parameters import declare, defaults
+from vpg_common.parameters import declare, defaults, float_range, int_range, one_of
 from vpg_common.qos import MODEL_UPDATES_QOS, TRANSITIONS_SUBSCRIPTION_QOS
 from vpg_interfaces.msg import ModelUpdate, TrainerStatus, Transition
 from vpg_perception.conversions import heightmap_from_msg
-from vpg_policy.decision import ActionMask
+from vpg_policy.action_mask_parameters import action_mask_from, ACTION_MASK_PARAMETERS
 from vpg_policy.weights import WeightsError
 
 from vpg_trainer.learner import LearnerConfig
-from vpg_trainer.online import OnlineTrainer, set_torch_threads, TrainerConfig
+from vpg_trainer.online import OnlineTrainer, PUSH_REWARD_RULES, set_torch_threads, TrainerConfig
 from vpg_trainer.replay import ReplayError, TransitionRecord
 
-_L, _M = LearnerConfig(), ActionMask()
+_L = LearnerConfig()
 PARAMETERS = [
-    # name, default, description
+    # name, default, description[, constraints]
     ('run_dir', '', 'Run folder: replay.sqlite and checkpoints/ (an existing one is resumed)'),
-    ('replay_capacity', 20000, 'Transitions kept on disk; beyond it the oldest are dropped'),
-    ('checkpoint_every', 20, 'Updates between new weights (each is announced as a ModelUpdate)'),
-    ('keep_checkpoints', 5, 'Weight files kept in checkpoints/'),
+    ('replay_capacity', 20000, 'Transitions kept on disk; beyond it the oldest are dropped',
+     int_range(1, 10000000)),
+    ('checkpoint_every', 20, 'Updates between new weights (each is announced as a ModelUpdate)',
+     int_range(1, 1000000)),
+    ('keep_checkpoints', 5, 'Weight files kept in checkpoints/', int_range(1, 1000)),
     ('max_updates_per_transition', 4.0,
-     'Updates pause when updates >= this x transitions stored (0 = never pause)'),
-    ('min_transitions', 2, 'Stored transitions before the first update'),
+     'Updates pause when updates >= this x transitions stored (0 = never pause)',
+     float_range(0, 1000)),
+    ('min_transitions', 2, 'Stored transitions before the first update', int_range(1, 1000000)),
     ('future_refresh', 100, "Updates after which a replayed transition's future max Q is "
-     'recomputed'),
+     'recomputed', int_range(1, 10000000)),
     ('variant', 'vpg', 'Q-network variant of a fresh run'),
-    ('seed', 0, 'Seed of the initial weights of a fresh run and of replay sampling'),
+    ('seed', 0, 'Seed of the initial weights of a fresh run and of replay sampling',
+     int_range(0, 2**62)),
     ('initial_weights', '', 'Weights a fresh run starts from; empty = random initialisation'),
-    ('device', 'cpu', "'cpu' or 'cuda'"),
-    ('torch_threads', 1, 'CPU threads for training; 0 = torch default'),
+    ('device', 'cpu', "'cpu' or 'cuda'", one_of('cpu', 'cuda')),
+    ('torch_threads', 1, 'CPU threads for training; 0 = torch default', int_range(0, 256)),
     ('inline_weights', False, 'Send the weights bytes inside ModelUpdate (no shared disk)'),
-    ('log_every', 20, 'Updates between progress log lines'),
-    ('status_period', 1.0, 'Seconds between trainer_status messages when nothing happens'),
-    ('gamma', _L.gamma, 'Future discount (VPG 0.5; 0 = myopic)'),
+    ('log_every', 20, 'Updates between progress log lines', int_range(1, 1000000)),
+    ('status_period', 1.0, 'Seconds between trainer_status messages when nothing happens',
+     float_range(0.01, 3600)),
+    ('gamma', _L.gamma, 'Future discount (VPG 0.5; 0 = myopic)', float_range(0, 0.999)),
     ('push_reward', 'change', "Which pushes earn the executor's push reward: 'change' "
      "(VPG: every push that changed the scene) or 'next_grasp' (only a changing push followed "
      'by a successful grasp; against push loops, after the progress rewards of Good Robot / '
-     'SPOT)'),
-    ('optimizer', _L.optimizer, "'adam' or 'sgd' (VPG: SGD, momentum 0.9)"),
-    ('learning_rate', _L.learning_rate, 'Optimiser learning rate'),
-    ('momentum', _L.momentum, 'SGD momentum'),
-    ('weight_decay', _L.weight_decay, 'L2 weight decay'),
-    ('batch_size', _L.batch_size, 'Transitions per update (newest untrained first)'),
-    ('huber_delta', _L.huber_delta, 'Huber loss transition point'),
-    ('priority_alpha', _L.priority_alpha, 'Prioritised replay exponent (0 = uniform)'),
-    ('priority_beta', _L.priority_beta, 'Importance-weight exponent'),
-    ('priority_epsilon', _L.priority_epsilon, 'Added to |Q - label| for the priority'),
-    ('change_threshold', _L.change_threshold, 'Changed pixels above which an action changed '
-     'the scene (the executor uses the same)'),
-    ('grad_clip', _L.grad_clip, 'Gradient norm clip (0 = none)'),
+     'SPOT)', one_of(*PUSH_REWARD_RULES)),
+    ('optimizer', _L.optimizer, "'adam' or 'sgd' (VPG: SGD, momentum 0.9)", one_of('adam', 'sgd')),
+    ('learning_rate', _L.learning_rate, 'Optimiser learning rate', float_range(1e-9, 1)),
+    ('momentum', _L.momentum, 'SGD momentum', float_range(0, 1)),
+    ('weight_decay', _L.weight_decay, 'L2 weight decay', float_range(0, 1)),
+    ('batch_size', _L.batch_size, 'Transitions per update (newest untrained first)',
+     int_range(1, 1024)),
+    ('huber_delta', _L.huber_delta, 'Huber loss transition point', float_range(1e-6, 100)),
+    ('priority_alpha', _L.priority_alpha, 'Prioritised replay exponent (0 = uniform)',
+     float_range(0, 1)),
+    ('priority_beta', _L.priority_beta, 'Importance-weight exponent', float_range(0, 1)),
+    ('priority_epsilon', _L.priority_epsilon, 'Added to |Q - label| for the priority',
+     float_range(0, 1)),
+    ('grad_clip', _L.grad_clip, 'Gradient norm clip (0 = none)', float_range(0, 1e6)),
     ('inverse_loss_weight', _L.inverse_loss_weight,
      'Weight of the push inverse-model loss added to the Q loss; used only by a variant with '
-     'an inverse model (multitask), 0 = off'),
-    ('action_mask', _M.enabled, "Future max over the policy's action mask (keep equal to it)"),
-    ('action_mask_min_height', _M.min_object_height, 'Object height for the mask, m'),
-    ('action_mask_push_margin', _M.push_margin, 'Push margin around objects, m'),
-    ('action_mask_grasp_margin', _M.grasp_margin, 'Grasp margin around objects, m'),
+     'an inverse model (multitask), 0 = off', float_range(0, 1e6)),
+    *ACTION_MASK_PARAMETERS,
 ]
 
 
@@ -89,16 +92,14 @@ def build_config(values):
         raise ValueError('parameter run_dir is required (the folder of the training run)')
     if v['device'] not in ('cpu', 'cuda'):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {v['device']!r}")
-    mask = ActionMask(bool(v['action_mask']), float(v['action_mask_min_height']),
-                      float(v['action_mask_grasp_margin']),
-                      float(v['action_mask_push_margin']))
+    mask = action_mask_from(v)
     learner = LearnerConfig(
         gamma=float(v['gamma']), optimizer=v['optimizer'],
         learning_rate=float(v['learning_rate']), momentum=float(v['momentum']),
         weight_decay=float(v['weight_decay']), batch_size=int(v['batch_size']),
         huber_delta=float(v['huber_delta']), priority_alpha=float(v['priority_alpha']),
         priority_beta=float(v['priority_beta']), priority_epsilon=float(v['priority_epsilon']),
-        change_threshold=int(v['change_threshold']), grad_clip=float(v['grad_clip']),
+        grad_clip=float(v['grad_clip']),
         mask=mask, inverse_loss_weight=float(v['inverse_loss_weight']))
     return TrainerConfig(
         run_dir=v['run_dir'], replay_capacity=int(v['replay_capacity']),
@@ -131,7 +132,8 @@ def record_from_msg(msg):
         rotation_index=int(action.rotation_index), num_rotations=int(action.num_rotations),
         row=int(action.row), col=int(action.col), reward=float(msg.reward),
         grasp_success=bool(msg.grasp_success), push_changed=bool(msg.push_changed),
-        changed_pixels=int(msg.changed_pixels), episode_done=bool(msg.episode_done),
+        changed_pixels=int(msg.changed_pixels), scene_changed=bool(msg.scene_changed),
+        episode_done=bool(msg.episode_done),
         exploratory=bool(action.exploratory), q_value=float(action.q_value),
         weights_version=int(msg.weights_version), cell_name=msg.cell_name,
         episode_id=int(msg.episode_id), step=int(msg.step),

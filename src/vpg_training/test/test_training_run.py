@@ -66,6 +66,9 @@ def test_policy_and_trainer_parameters_from_the_command_line():
                                        'exploration_grasp_fraction': 0.8}
     assert trainer_parameters(args) == {'gamma': 0.0, 'device': 'cpu',
                                         'push_reward': 'next_grasp'}
+    masked = parse_args(['--run-dir', 'r', '--policy-param', 'action_mask_push_margin=0.02'])
+    assert policy_parameters(masked)['action_mask_push_margin'] == 0.02
+    assert trainer_parameters(masked)['action_mask_push_margin'] == 0.02
     with pytest.raises(ValueError, match='NAME=VALUE'):
         policy_parameters(parse_args(['--run-dir', 'r', '--policy-param', 'oops']))
 

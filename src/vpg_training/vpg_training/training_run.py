@@ -37,6 +37,7 @@ from vpg_evaluation.packed_clusters import packed_scene
 from vpg_interfaces.action import PickAll
 from vpg_interfaces.msg import TrainerStatus
 from vpg_interfaces.srv import ChoosePrimitive
+from vpg_policy.action_mask_parameters import ACTION_MASK_NAMES
 from vpg_sim.blocks import format_test_case
 from vpg_trainer.checkpoints import CheckpointStore
 from vpg_trainer.online import initial_checkpoint, TrainerConfig
@@ -249,7 +250,15 @@ def write_run_json(run_dir, args, argv, progress, wall_s):
 
 
 def trainer_parameters(args):
-    params = {}
+    """
+    Return the trainer's parameters: --gamma, --variant, --device, --trainer-param.
+
+    A --policy-param of the action mask goes to the trainer too: its future maximum must run
+    over the pixels the policy chooses from.
+    """
+    mask = {name: value for name, value in named_values(args.policy_param).items()
+            if name in ACTION_MASK_NAMES}
+    params = dict(mask)
     if args.gamma is not None:
         params['gamma'] = args.gamma
     if args.variant:

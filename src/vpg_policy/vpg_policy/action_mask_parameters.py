@@ -1,0 +1,36 @@
+"""
+The action mask's parameters, one table for the two nodes that must agree on it.
+
+The policy restricts its greedy choice to the masked pixels and the trainer takes the future
+maximum over the same pixels; both declare these entries from this table (so name, default,
+description and range exist once) and a graph that sets them sets them for both nodes (one
+parameters file, or training_run passing a policy's action_mask* value to the trainer too).
+"""
+
+from vpg_common.parameters import float_range
+
+from vpg_policy.decision import ActionMask
+
+_M = ActionMask()
+ACTION_MASK_PARAMETERS = (
+    ('action_mask', _M.enabled,
+     'restrict greedy actions (policy) and the future maximum (trainer) to where actions make '
+     'sense: grasps on objects, pushes starting near them; false = plain argmax as VPG'),
+    ('action_mask_min_height', _M.min_object_height,
+     'metres; heightmap cells higher than this are objects for the action mask',
+     float_range(0.0, 1.0)),
+    ('action_mask_push_margin', _M.push_margin, 'metres around objects where a push may start',
+     float_range(0.0, 0.5)),
+    ('action_mask_grasp_margin', _M.grasp_margin,
+     'metres around objects where a grasp may be centred', float_range(0.0, 0.5)),
+)
+"""(name, default, description[, constraints]) entries for vpg_common.parameters.declare."""
+ACTION_MASK_NAMES = tuple(entry[0] for entry in ACTION_MASK_PARAMETERS)
+
+
+def action_mask_from(values):
+    """Build the ActionMask from parameter values (name -> value; defaults where missing)."""
+    v = {entry[0]: entry[1] for entry in ACTION_MASK_PARAMETERS}
+    v.update({name: values[name] for name in ACTION_MASK_NAMES if name in values})
+    return ActionMask(bool(v['action_mask']), float(v['action_mask_min_height']),
+                      float(v['action_mask_grasp_margin']), float(v['action_mask_push_margin']))
