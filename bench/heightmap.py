@@ -1,7 +1,7 @@
 """
 Heightmap speed: HeightmapBuilder against VPG's original algorithm, 640x480 -> 224x224.
 
-The scene is synthetic (vpg_perception.synthetic): ten boxes on the table, seen by a camera
+The scene is synthetic (vpg_test_support.synthetic_rgbd): ten boxes on the table, seen by a camera
 placed like the simulated cell's, depth quantised to millimetres as realsense2_camera's 16UC1
 and converted to metres as the heightmap node does. Both implementations run on the same frame
 in the same process, so machine load affects both alike; the median over repeats is reported.
@@ -14,17 +14,17 @@ import statistics
 import time
 
 import numpy as np
-from vpg_perception import synthetic
 from vpg_perception.grid import HeightmapGrid
 from vpg_perception.heightmap import HeightmapBuilder
-from vpg_perception.vpg_reference import vpg_heightmap
+from vpg_test_support import synthetic_rgbd
+from vpg_test_support.vpg_heightmap_reference import vpg_heightmap
 
 
 def make_frame(seed=0):
     rng = np.random.default_rng(seed)
-    k = synthetic.intrinsics(640, 480, 615.0)
-    camera = synthetic.look_at((-0.32, 0.025, 0.70), (-0.5, 0.005, 0.0), up=(-1.0, 0.0, 0.0))
-    color, depth = synthetic.render(k, camera, boxes=synthetic.random_boxes(rng))
+    k = synthetic_rgbd.intrinsics(640, 480, 615.0)
+    camera = synthetic_rgbd.look_at((-0.32, 0.025, 0.70), (-0.5, 0.005, 0.0), up=(-1.0, 0.0, 0.0))
+    color, depth = synthetic_rgbd.render(k, camera, boxes=synthetic_rgbd.random_boxes(rng))
     depth = depth + rng.normal(0.0, 0.001, depth.shape)
     millimetres = np.round(depth * 1000).astype(np.uint16)
     millimetres[rng.random(depth.shape) < 0.02] = 0  # holes

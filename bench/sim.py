@@ -35,11 +35,12 @@ import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
-from vpg_sim import calibration, scene  # noqa: E402
+from vpg_sim import scene  # noqa: E402
 from vpg_sim.camera import RgbdRenderer  # noqa: E402
-from vpg_sim.depth_model import D415  # noqa: E402
 from vpg_sim.cell import Cell  # noqa: E402
-from vpg_sim.cell_client import CellClient  # noqa: E402
+from vpg_sim.depth_model import D415  # noqa: E402
+from vpg_test_support import camera_calibration  # noqa: E402
+from vpg_test_support.cell_client import CellClient  # noqa: E402
 
 
 # Motion settings of the scripted executor: joint speeds up to 3 rad/s (the UR5e allows pi),
@@ -58,7 +59,7 @@ def pick_target(frame, calib, workspace=((-0.724, -0.276), (-0.224, 0.224))):
     region's narrow side (rad).
     """
     _, _, depth_mm, info, _ = frame
-    points = calibration.back_project(depth_mm.astype(np.float64) / 1000.0, info.k, calib)
+    points = camera_calibration.back_project(depth_mm.astype(np.float64) / 1000.0, info.k, calib)
     (x0, x1), (y0, y1) = workspace
     inside = ((points[..., 0] > x0 + 0.02) & (points[..., 0] < x1 - 0.02)
               & (points[..., 1] > y0 + 0.02) & (points[..., 1] < y1 - 0.02))
@@ -90,7 +91,7 @@ def run_primitives(count, seed):
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     client = CellClient(node, lambda t: executor.spin_once(timeout_sec=t), camera=True)
-    calib = calibration.load_calibration()
+    calib = camera_calibration.load_calibration()
     rng = np.random.default_rng(seed)
     try:
         client.wait_until_ready(timeout=60.0)

@@ -38,6 +38,7 @@ setup(
             'record = vpg_bringup.recorder_node:main',
             'viewer = vpg_bringup.viewer_node:main',
             'preflight = vpg_bringup.preflight:main',
+            'calibrate = vpg_bringup.calibration_tool:main',
         ],
     },
 )

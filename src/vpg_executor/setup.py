@@ -23,7 +23,6 @@ setup(
     entry_points={
         'console_scripts': [
             'executor = vpg_executor.executor_node:main',
-            'calibrate = vpg_executor.calibration_tool:main',
         ],
     },
 )

@@ -39,7 +39,7 @@ from vpg_bringup.launch_description import (argument_values, as_bool, as_int,
 ARGUMENTS = (
     ('robot_ip', None, 'IP address of the UR controller'),
     ('calibration_file', None,
-     'Camera calibration YAML written by `ros2 run vpg_executor calibrate`'),
+     'Camera calibration YAML written by `ros2 run vpg_bringup calibrate`'),
     ('ur_type', DEFAULT_UR_TYPE,
      "UR type: ur5e (default) or ur5; the driver's description and the executor's kinematics "
      'both follow it'),

@@ -191,7 +191,7 @@ def real_graph(calibration_file, weights='', device='auto', motion_backend='move
     """
     if not calibration_file:
         raise ValueError('the robot cell needs calibration_file: the camera calibration YAML '
-                         'written by `ros2 run vpg_executor calibrate`')
+                         'written by `ros2 run vpg_bringup calibrate`')
     _check_choice('ur_type', ur_type, ROBOT_MODELS)
     _check_choice('motion_backend', motion_backend, MOTION_BACKENDS)
     _check_run_dir(trainer, run_dir)

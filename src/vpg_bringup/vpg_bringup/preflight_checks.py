@@ -147,7 +147,7 @@ def check_calibration(path, camera_info=None, now=None, max_age_days=30.0,
     """
     from vpg_perception.calibration import load_calibration, recorded_intrinsics
     name = 'calibration'
-    hint_new = ('calibrate: ros2 run vpg_executor calibrate (checkerboard on the tool), '
+    hint_new = ('calibrate: ros2 run vpg_bringup calibrate (checkerboard on the tool), '
                 'then pass the file as calibration_file:=')
     if not path:
         return CheckResult(name, False, 'no calibration file given', hint_new)

@@ -60,7 +60,16 @@ def pip_requirements():
 def test_every_package_is_checked():
     names = {package.name for package in PACKAGES}
     assert {'vpg_common', 'vpg_perception', 'vpg_policy', 'vpg_executor', 'vpg_trainer',
-            'vpg_sim', 'vpg_bringup', 'vpg_evaluation', 'vpg_training'} <= names
+            'vpg_sim', 'vpg_bringup', 'vpg_evaluation', 'vpg_training',
+            'vpg_test_support'} <= names
+
+
+@pytest.mark.parametrize('package_dir', PACKAGES, ids=lambda path: path.name)
+def test_no_runtime_code_imports_the_test_helpers(package_dir):
+    if package_dir.name == 'vpg_test_support':
+        pytest.skip('the helpers themselves')
+    places = imported_modules(package_dir).get('vpg_test_support', [])
+    assert not places, f'{package_dir.name} imports vpg_test_support in {places}'
 
 
 @pytest.mark.parametrize('package_dir', PACKAGES, ids=lambda path: path.name)

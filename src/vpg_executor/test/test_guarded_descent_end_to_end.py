@@ -23,7 +23,7 @@ from vpg_bringup.graph import NodeSpec
 from vpg_bringup.runner import GraphRunner
 from vpg_interfaces.msg import PrimitiveAction
 from vpg_interfaces.srv import CountObjects, ExecutePrimitive
-from vpg_sim.motion import ArmIk
+from vpg_test_support.scripted_motion import ArmIk
 
 pytestmark = pytest.mark.slow
 

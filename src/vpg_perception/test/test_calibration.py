@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from vpg_perception import synthetic
 from vpg_perception.calibration import (calibration_grid, CameraCalibration,
                                         detect_checkerboard_center, fit_camera_pose,
                                         load_calibration, matrix_to_quaternion,
                                         observe_marker, pose_difference, quaternion_to_matrix,
                                         save_calibration, top_down_tool_pose)
 from vpg_perception.heightmap import backproject, project
+from vpg_test_support import synthetic_rgbd as synthetic
 
 K = synthetic.intrinsics()
 CAMERA = synthetic.look_at((-0.32, 0.025, 0.70), (-0.5, 0.005, 0.0), up=(-1.0, 0.0, 0.0))

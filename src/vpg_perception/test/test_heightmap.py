@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from vpg_perception import synthetic
 from vpg_perception.grid import HeightmapGrid
 from vpg_perception.heightmap import (backproject, build_heightmap, colorize_height,
                                       fit_table_plane, heightmap_pixel_to_point,
                                       HeightmapBuilder, project, TableFit)
-from vpg_perception.vpg_reference import vpg_heightmap
+from vpg_test_support import synthetic_rgbd as synthetic
+from vpg_test_support.vpg_heightmap_reference import vpg_heightmap
 
 K = synthetic.intrinsics()
 GRID = HeightmapGrid()

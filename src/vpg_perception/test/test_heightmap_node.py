@@ -17,10 +17,10 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vpg_interfaces.msg import Heightmap
 from vpg_interfaces.srv import GetHeightmap
-from vpg_perception import synthetic
 from vpg_perception.calibration import CameraCalibration, save_calibration
 from vpg_perception.conversions import heightmap_from_msg, image_to_numpy, numpy_to_image
 from vpg_perception.heightmap_node import HeightmapNode
+from vpg_test_support import synthetic_rgbd as synthetic
 
 K = synthetic.intrinsics()
 CAMERA = synthetic.look_at((-0.32, 0.025, 0.70), (-0.5, 0.005, 0.0), up=(-1.0, 0.0, 0.0))

@@ -5,14 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from vpg_sim import blocks, motion, scene
+from vpg_sim import blocks, scene
 from vpg_sim.cell import BlockState, Cell, CellConfig, CellUnstable, ObjectCounts
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
+from vpg_test_support import scripted_motion
 
 
 @pytest.fixture(scope='module')
 def ik():
-    return motion.ArmIk()
+    return scripted_motion.ArmIk()
 
 
 def cube(x, y, yaw=0.0, rgba=(0.9, 0.1, 0.1, 1.0)):
@@ -22,7 +23,7 @@ def cube(x, y, yaw=0.0, rgba=(0.9, 0.1, 0.1, 1.0)):
 def move(cell, ik, position, angle, velocity=2.0):
     """Top-down move of the pinch point; returns after the trajectory's end."""
     q = ik.top_down(position, angle)
-    duration = motion.move_duration(cell.arm_position(), q, velocity)
+    duration = scripted_motion.move_duration(cell.arm_position(), q, velocity)
     cell.set_trajectory(scene.ARM_JOINTS, [TrajectoryPoint(tuple(q), (0.0,) * 6, (), duration)])
     cell.advance_to(cell.time + duration + 0.02)
     return q

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from vpg_sim import blocks, motion
+from vpg_sim import blocks
 from vpg_sim.cell import BlockState, Cell
 from vpg_sim.trajectory import TrajectoryPoint
+from vpg_test_support import scripted_motion
 
 
 def _cube(x, y):
@@ -23,11 +24,11 @@ def _press_and_grasp(cell, ik):
     start = cell.arm_position()
     points = [TrajectoryPoint(tuple(q), (), (), t)
               for q, t in ((start, 0.0), (q_above, 1.5), (q_down, 2.5))]
-    cell.set_trajectory(list(motion.scene.ARM_JOINTS), points)
+    cell.set_trajectory(list(scripted_motion.scene.ARM_JOINTS), points)
     cell.advance_to(cell.time + 2.7)
     cell.set_gripper(0.8)
     cell.advance_to(cell.time + 0.8)
-    cell.set_trajectory(list(motion.scene.ARM_JOINTS),
+    cell.set_trajectory(list(scripted_motion.scene.ARM_JOINTS),
                         [TrajectoryPoint(tuple(q_down), (), (), 0.0),
                          TrajectoryPoint(tuple(q_up), (), (), 1.0)])
     cell.advance_to(cell.time + 1.2)
@@ -35,7 +36,7 @@ def _press_and_grasp(cell, ik):
 
 @pytest.fixture(scope='module')
 def ik():
-    return motion.ArmIk()
+    return scripted_motion.ArmIk()
 
 
 def test_restored_cell_repeats_a_grasp_exactly(ik):

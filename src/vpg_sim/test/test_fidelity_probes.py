@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from vpg_sim import fidelity_probes as fp
-from vpg_sim import motion, scene
+from vpg_sim import scene
 from vpg_sim.cell import Cell
 from vpg_sim.force_sensor import ForceSensor, ForceSensorConfig
 from vpg_sim.trajectory import TrajectoryPoint
+from vpg_test_support import scripted_motion
 
 pytest.importorskip('vpg_executor')
 
@@ -26,7 +27,7 @@ def test_force_sensor_adds_offset_and_seeded_noise():
 
 
 def test_tool_wrench_is_zero_in_free_space_and_pushes_the_tool_back_on_contact():
-    ik = motion.ArmIk()
+    ik = scripted_motion.ArmIk()
     cell = Cell()
     cell.reset([fp.cube(-0.5, 0.0)])
     cell.settle()

@@ -6,7 +6,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from vpg_sim import calibration, camera, motion, scene
+from vpg_sim import camera, scene
+from vpg_test_support import camera_calibration, scripted_motion
 
 WORKSPACE_X = (-0.724, -0.276)
 WORKSPACE_Y = (-0.224, 0.224)
@@ -28,7 +29,7 @@ def arm_qpos(model):
 
 def test_calibration_file_is_the_model_camera(model):
     """The installed YAML must equal the camera's pose read straight from MuJoCo's data."""
-    text = calibration.default_calibration_file().read_text()
+    text = camera_calibration.default_calibration_file().read_text()
     assert text == scene.calibration_yaml(model)  # regenerate the file if the camera moved
     lines = text.splitlines()
     assert 'frame_id: base' in lines
@@ -38,7 +39,7 @@ def test_calibration_file_is_the_model_camera(model):
     cam = model.camera(scene.CAMERA).id
     # MuJoCo cameras look along -z with y up; the optical frame looks along +z with y down.
     expected_rotation = mj_data.cam_xmat[cam].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
-    loaded = calibration.load_calibration()
+    loaded = camera_calibration.load_calibration()
     assert loaded.depth_scale == 1.0
     np.testing.assert_allclose(loaded.translation, mj_data.cam_xpos[cam], atol=1e-8)
     np.testing.assert_allclose(loaded.rotation, expected_rotation, atol=1e-8)
@@ -56,9 +57,9 @@ def test_intrinsics_match_the_field_of_view(model):
 def test_workspace_in_view_and_clear_pose_out_of_view(model, marker_model):
     fx, fy, cx, cy = scene.camera_intrinsics(model)
     k = [fx, 0, cx, 0, fy, cy, 0, 0, 1]
-    calib = calibration.load_calibration()
+    calib = camera_calibration.load_calibration()
     corners = np.array([[x, y, z] for x in WORKSPACE_X for y in WORKSPACE_Y for z in (0, 0.1)])
-    uv, depth = calibration.project(corners, k, calib)
+    uv, depth = camera_calibration.project(corners, k, calib)
     assert np.all(depth > 0)
     assert np.all((uv[:, 0] > 20) & (uv[:, 0] < 620) & (uv[:, 1] > 20) & (uv[:, 1] < 460))
 
@@ -68,7 +69,8 @@ def test_workspace_in_view_and_clear_pose_out_of_view(model, marker_model):
         renderer.enable_segmentation_rendering()
         robot_geoms = [g for g in range(cell_model.ngeom) if cell_model.geom_bodyid[g] != 0]
         visible = {}
-        for name, q in (('clear', scene.CLEAR_POSE), ('over the workspace', motion.TOP_DOWN_SEED)):
+        for name, q in (('clear', scene.CLEAR_POSE),
+                        ('over the workspace', scripted_motion.TOP_DOWN_SEED)):
             data.qpos[arm_qpos(cell_model)] = q
             mujoco.mj_forward(cell_model, data)
             renderer.update_scene(data, scene.CAMERA)
@@ -80,7 +82,7 @@ def test_workspace_in_view_and_clear_pose_out_of_view(model, marker_model):
 
 def test_one_pass_depth_equals_mujoco_renderer(model):
     data = mujoco.MjData(model)
-    data.qpos[arm_qpos(model)] = motion.TOP_DOWN_SEED
+    data.qpos[arm_qpos(model)] = scripted_motion.TOP_DOWN_SEED
     mujoco.mj_forward(model, data)
     rgbd = camera.RgbdRenderer(model)
     rgb, depth = rgbd.render(data)
@@ -97,8 +99,9 @@ def test_one_pass_depth_equals_mujoco_renderer(model):
     assert np.mean(np.abs(rgb.astype(int) - reference_rgb.astype(int))) < 1.0
     # Table pixels back-project onto z = 0 (planar depth along the optical axis).
     fx, fy, cx, cy = scene.camera_intrinsics(model)
-    points = calibration.back_project(depth.astype(np.float64), [fx, 0, cx, 0, fy, cy, 0, 0, 1],
-                                      calibration.load_calibration())
+    points = camera_calibration.back_project(depth.astype(np.float64),
+                                             [fx, 0, cx, 0, fy, cy, 0, 0, 1],
+                                             camera_calibration.load_calibration())
     assert abs(points[470, 320, 2]) < 1e-3 and abs(points[470, 20, 2]) < 1e-3
 
 
@@ -107,15 +110,15 @@ def test_calibration_marker_corner_matches_the_documented_offset(marker_model):
     cv2 = pytest.importorskip('cv2')
     model = marker_model
     data = mujoco.MjData(model)
-    ik = motion.ArmIk(model, site=scene.TOOL_SITE)
+    ik = scripted_motion.ArmIk(model, site=scene.TOOL_SITE)
     rgbd = camera.RgbdRenderer(model)
     fx, fy, cx, cy = scene.camera_intrinsics(model)
     k = [fx, 0, cx, 0, fy, cy, 0, 0, 1]
-    calib = calibration.load_calibration()
+    calib = camera_calibration.load_calibration()
     site = model.site(scene.TOOL_SITE).id
     errors = []
     for position in ((-0.62, -0.12, 0.3), (-0.5, 0.0, 0.4), (-0.38, 0.12, 0.3)):
-        data.qpos[arm_qpos(model)] = ik.solve(position, motion.top_down_rotation(0.0))
+        data.qpos[arm_qpos(model)] = ik.solve(position, scripted_motion.top_down_rotation(0.0))
         mujoco.mj_forward(model, data)
         np.testing.assert_allclose(data.site_xpos[site], position, atol=1e-3)
         rgb, _ = rgbd.render(data)
@@ -127,7 +130,7 @@ def test_calibration_marker_corner_matches_the_documented_offset(marker_model):
             (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.01))
         corner = (data.site_xpos[site]
                   + data.site_xmat[site].reshape(3, 3) @ np.array(scene.CALIBRATION_MARKER_OFFSET))
-        expected, _ = calibration.project(corner, k, calib)
+        expected, _ = camera_calibration.project(corner, k, calib)
         errors.append(np.linalg.norm(corners.reshape(-1, 2)[4] - expected))
     rgbd.close()
     assert max(errors) < 1.0, errors

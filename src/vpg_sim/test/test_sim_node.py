@@ -25,8 +25,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from vpg_sim import blocks, calibration, scene
-from vpg_sim.cell_client import CellClient, EMPTY_GRASP_THRESHOLD
+from vpg_sim import blocks, scene
+from vpg_test_support import camera_calibration
+from vpg_test_support.cell_client import CellClient, EMPTY_GRASP_THRESHOLD
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +85,8 @@ def still_frame(client):
 def block_top_points(client, frame, min_height=0.04):
     """Select base-frame points seen higher than min_height inside the workspace."""
     _, _, depth_mm, info, _ = frame
-    points = calibration.back_project(depth_mm / 1000.0, info.k, calibration.load_calibration())
+    points = camera_calibration.back_project(depth_mm / 1000.0, info.k,
+                                             camera_calibration.load_calibration())
     inside = ((points[..., 0] > -0.74) & (points[..., 0] < -0.26)
               & (np.abs(points[..., 1]) < 0.24) & (points[..., 2] > min_height))
     return points[inside]
@@ -130,10 +132,10 @@ def test_projection_of_a_known_point_lands_on_its_pixel(sim, tmp_path):
     x, y = -0.45, 0.1
     load_scene(client, tmp_path, [cube_at(x, y, yaw=0.4)])
     _, rgb, depth_mm, info, _ = still_frame(client)
-    calib = calibration.load_calibration()
-    (u, v), _ = calibration.project(np.array([x, y, 0.05]), info.k, calib)
+    calib = camera_calibration.load_calibration()
+    (u, v), _ = camera_calibration.project(np.array([x, y, 0.05]), info.k, calib)
     # Observed top face: pixels whose depth puts them on the plane z = 0.05 m.
-    points = calibration.back_project(depth_mm / 1000.0, info.k, calib)
+    points = camera_calibration.back_project(depth_mm / 1000.0, info.k, calib)
     top = np.abs(points[..., 2] - 0.05) < 0.002
     rows, cols = np.nonzero(top)
     assert rows.size > 500  # a 50 mm face at ~0.85 m covers ~1000 pixels

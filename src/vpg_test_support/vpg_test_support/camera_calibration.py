@@ -1,26 +1,28 @@
 """
 The camera calibration file and pinhole projection, as a consumer of the camera topics uses them.
 
-`config/camera_calibration.yaml` holds the true pose of the camera optical frame in the robot
-base frame (written from the model by scene.calibration_yaml). These helpers read it and map
-between base-frame points and pixels with a camera_info K, for tests and scripts that may only
-use what a real system publishes. Pure numpy + PyYAML.
+vpg_sim's `config/camera_calibration.yaml` holds the true pose of the camera optical frame in the
+robot base frame (written from the model by scene.calibration_yaml). These helpers read it and
+map between base-frame points and pixels with a camera_info K, for tests and scripts that may
+only use what a real system publishes. Pure numpy + PyYAML.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from ament_index_python.packages import get_package_share_directory
 import numpy as np
 import yaml
 
-_SOURCE_FILE = Path(__file__).resolve().parents[1] / 'config' / 'camera_calibration.yaml'
+# vpg_sim's file in a source checkout (src/vpg_sim/config), else its installed share/config.
+_SOURCE_FILE = (Path(__file__).resolve().parents[2] / 'vpg_sim' / 'config'
+                / 'camera_calibration.yaml')
 
 
 def default_calibration_file():
-    """Locate the package's calibration file: source tree, else share/vpg_sim/config."""
+    """Locate the cell's calibration file: vpg_sim's source tree, else share/vpg_sim/config."""
     if _SOURCE_FILE.exists():
         return _SOURCE_FILE
-    from ament_index_python.packages import get_package_share_directory
     return Path(get_package_share_directory('vpg_sim')) / 'config' / 'camera_calibration.yaml'
 
 

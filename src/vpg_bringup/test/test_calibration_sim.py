@@ -38,7 +38,7 @@ def test_calibration_recovers_sim_camera_pose(tmp_path):
                 '-p', 'real_time_factor:=4.0')
     try:
         tool = subprocess.run(
-            [sys.executable, '-m', 'vpg_executor.calibration_tool', '--ros-args',
+            [sys.executable, '-m', 'vpg_bringup.calibration_tool', '--ros-args',
              '-p', 'use_sim_time:=true', '-p', f'output_file:={output}',
              '-p', f'marker_offset:=[{offset}]', '-p', 'model:=ur5e_menagerie',
              '-p', 'grid.x_min:=-0.5', '-p', 'grid.x_max:=-0.3', '-p', 'grid.step:=0.1',

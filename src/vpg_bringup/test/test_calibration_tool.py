@@ -10,11 +10,11 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
-from vpg_executor.calibration_tool import ARM_JOINTS, CalibrationTool
+from vpg_bringup.calibration_tool import ARM_JOINTS, CalibrationTool
 from vpg_executor.ur_kinematics import forward_kinematics, MODELS
-from vpg_perception import synthetic
 from vpg_perception.calibration import load_calibration, pose_difference
 from vpg_perception.conversions import numpy_to_image
+from vpg_test_support import synthetic_rgbd as synthetic
 
 KINEMATICS = MODELS['ur5e_menagerie']
 K = synthetic.intrinsics(320, 240, 307.5)

@@ -3,8 +3,8 @@ Drive the cell through its public ROS interfaces only, as an executor would (tes
 
 CellClient wraps a plain rclpy node: it sends joint trajectories to the UR topic, goals to the
 gripper action, calls the scene services, and waits (with timeouts) on /joint_states and camera
-frames. Scripted grasps and pushes use motion.ArmIk on the cell's own model. Nothing here
-touches the simulator's internals.
+frames. Scripted grasps and pushes use scripted_motion.ArmIk on the cell's own model.
+Nothing here touches the simulator's internals.
 """
 
 import math
@@ -20,10 +20,12 @@ from vpg_common.stamps import duration_msg, to_seconds
 from vpg_interfaces.srv import CountObjects, ResetScene
 from vpg_perception.conversions import image_to_numpy
 
-from vpg_sim import motion, scene
+from vpg_sim import scene
 from vpg_sim.sim_node import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
                               FINGER_JOINT_NAME, GRIPPER_ACTION, GRIPPER_INTERFACES,
                               TRAJECTORY_TOPIC)
+
+from vpg_test_support import scripted_motion
 
 # Finger joint readings: fully closed on nothing ~0.78 rad; holding a block reads less.
 EMPTY_GRASP_THRESHOLD = 0.75
@@ -165,14 +167,14 @@ class CellClient:
         """
         Move through joint waypoints and wait for the end, as a trajectory action would.
 
-        times: arrival time of each waypoint (s); default from motion.waypoint_times. Done
-        once the trajectory's time is over and every joint is within tolerance (rad) of the
+        times: arrival time of each waypoint (s); default from scripted_motion.waypoint_times.
+        Done once the trajectory's time is over and every joint is within tolerance (rad) of the
         last waypoint; an arm held up by an obstacle counts as arrived `settle` simulated
         seconds later. Returns whether the tolerance was met.
         """
         waypoints = [np.asarray(q, dtype=np.float64) for q in waypoints]
         if times is None:
-            times = motion.waypoint_times(waypoints, self.arm_position(), max_velocity)
+            times = scripted_motion.waypoint_times(waypoints, self.arm_position(), max_velocity)
         start = self.sim_time()
         self.send_trajectory(waypoints, times)
         goal = waypoints[-1]
@@ -191,12 +193,12 @@ class CellClient:
     def ik(self):
         """IK on the cell's model (built on first use: about a second)."""
         if self._ik is None:
-            self._ik = motion.ArmIk()
+            self._ik = scripted_motion.ArmIk()
         return self._ik
 
     def pinch_waypoints(self, positions, angle):
         """IK along base-frame pinch positions (n, 3), top-down, fingers closing along angle."""
-        seed = motion.TOP_DOWN_SEED
+        seed = scripted_motion.TOP_DOWN_SEED
         waypoints = []
         for position in positions:
             seed = self.ik.top_down(position, angle, seed=seed)

@@ -10,8 +10,9 @@ heightmap node reads. The arm goes back to where it started at the end.
 
 Motion uses the UR driver's interfaces (JointTrajectory on the scaled joint trajectory
 controller's topic, /joint_states), so the same tool runs against a real UR5e or the MuJoCo
-cell. Exit status 0 when the file was written, 1 otherwise. It lives with the executor because
-it drives the arm (UR kinematics); the solver and detector are vpg_perception.calibration.
+cell. Exit status 0 when the file was written, 1 otherwise. A commissioning tool of the cell,
+beside preflight: it uses the executor's UR kinematics and vpg_perception.calibration's solver
+and detector.
 """
 
 from dataclasses import dataclass

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks only; no node or tool of the workspace imports them."""
