@@ -10,6 +10,8 @@ drift apart.
 from dataclasses import dataclass, field, replace
 import os
 
+from ament_index_python.packages import get_package_share_directory
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -101,7 +103,6 @@ def sim_graph(cell='', seed=0, num_objects=10, weights='', device='auto', real_t
 
 def sim_calibration_file():
     """Return the path of the MuJoCo camera's true calibration, installed with vpg_sim."""
-    from ament_index_python.packages import get_package_share_directory
     return os.path.join(get_package_share_directory('vpg_sim'), 'config',
                         'camera_calibration.yaml')
 
@@ -237,7 +238,6 @@ def gazebo_graph(calibration_file='', weights='', device='auto', ur_type='ur5', 
 
 def gazebo_calibration_file():
     """Return the path of the Gazebo camera's true calibration, installed with vpg_bringup."""
-    from ament_index_python.packages import get_package_share_directory
     return os.path.join(get_package_share_directory('vpg_bringup'), 'config', 'calibration',
                         'gazebo_camera.yaml')
 

@@ -16,10 +16,24 @@ import sys
 import threading
 import time
 
+from geometry_msgs.msg import PoseStamped
+import numpy as np
+from rcl_interfaces.srv import GetParameters
+from rclpy.parameter import parameter_value_to_python
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Header
 from vpg_bringup import preflight_checks as checks
 from vpg_bringup.graph import DEFAULT_UR_TYPE, enclave
+from vpg_bringup.pick_all_client import _ActionClient
 from vpg_common.client_node import ClientNode
 from vpg_common.stamps import to_seconds
+from vpg_executor import gripper_action
+from vpg_executor.parameters import PARAMETERS
+from vpg_interfaces.srv import ChoosePrimitive
+from vpg_perception.conversions import heightmap_to_msg
+from vpg_perception.grid import HeightmapGrid
+from vpg_policy.weights import read_weights, WeightsError
 
 ENCLAVE = enclave('preflight')
 COLOR_TOPIC = '/camera/camera/color/image_raw'
@@ -68,7 +82,6 @@ def camera_qos(node, topic, sensor_data, wait=1.0):
     A best-effort subscriber loses large frames on a busy host even from a reliable publisher,
     which would count against the camera; a reliable one gets nothing from a best-effort one.
     """
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     deadline = time.monotonic() + wait
     publishers = node.get_publishers_info_by_topic(topic)
     while not publishers and time.monotonic() < deadline:
@@ -84,9 +97,6 @@ class CellListener:
     """Subscriptions recording what the cell publishes (rclpy; messages to observations)."""
 
     def __init__(self, node, joint_states_topic='/joint_states'):
-        from geometry_msgs.msg import PoseStamped
-        from rclpy.qos import qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo, Image, JointState
         self.lock = threading.Lock()
         self.color = checks.TopicObservation(COLOR_TOPIC)
         self.depth = checks.TopicObservation(DEPTH_TOPIC)
@@ -154,7 +164,6 @@ class Preflight:
         executor adding the destroyed client to its wait set ("action client pointer is
         invalid"), which kills the spinning thread and every later check with it.
         """
-        from vpg_bringup.pick_all_client import _ActionClient
         key = (action_type, name)
         if key not in self._action_clients:
             self._action_clients[key] = _ActionClient(self.node, action_type, name)
@@ -169,8 +178,6 @@ class Preflight:
     # -- asking nodes -----------------------------------------------------------------------
     def parameters(self, node_name, names):
         """{name: value} of a running node's parameters; {} when it does not answer."""
-        from rcl_interfaces.srv import GetParameters
-        from rclpy.parameter import parameter_value_to_python
         client = self.node.create_client(GetParameters, f'/{node_name}/get_parameters')
         try:
             if not client.wait_for_service(timeout_sec=self.args.timeout):
@@ -209,17 +216,11 @@ class Preflight:
 
     def action_server_present(self, action, interface):
         """Whether a server (not just a client, as the executor) of the gripper action runs."""
-        from vpg_executor import gripper_action
         client = self.action_client(gripper_action.action_type(interface), action)
         return client.wait_for_server(timeout_sec=min(self.args.timeout, 3.0))
 
     def served_weights_version(self):
         """Ask the policy for one decision on an empty heightmap; its weights version."""
-        import numpy as np
-        from std_msgs.msg import Header
-        from vpg_interfaces.srv import ChoosePrimitive
-        from vpg_perception.conversions import heightmap_to_msg
-        from vpg_perception.grid import HeightmapGrid
         client = self.node.create_client(ChoosePrimitive, '/choose_primitive')
         try:
             if not client.wait_for_service(timeout_sec=self.args.timeout):
@@ -289,7 +290,6 @@ class Preflight:
 
     def executor_parameters(self):
         """Return the executor's values (running node), its defaults for what it lacks."""
-        from vpg_executor.parameters import PARAMETERS
         values = {name: default for name, default, *_ in PARAMETERS
                   if name in EXECUTOR_PARAMETERS}
         running = self.parameters('executor', EXECUTOR_PARAMETERS)
@@ -301,7 +301,6 @@ class Preflight:
         version = self.served_weights_version()
         file_version = file_sha256 = None
         if weights_path:
-            from vpg_policy.weights import read_weights, WeightsError
             try:
                 loaded = read_weights(weights_path)
                 file_version, file_sha256 = loaded.metadata.version, loaded.sha256
@@ -313,7 +312,6 @@ class Preflight:
 
     def gripper_motion(self, executor):
         """Open, close, open; the knuckle position after each (settled, or None)."""
-        from vpg_executor import gripper_action
         closed = float(executor['gripper.closed_position'])
         targets = [0.0, closed, 0.0]
         if not self.args.yes:
@@ -332,7 +330,6 @@ class Preflight:
         return checks.check_gripper_motion(measured, targets)
 
     def _move_gripper(self, client, action, interface, executor, target):
-        from vpg_executor import gripper_action
         joint = executor['gripper.joint']
         start = self.listener.joint(joint)
         if start is None:

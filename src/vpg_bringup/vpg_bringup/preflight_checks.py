@@ -13,6 +13,10 @@ from pathlib import Path
 import time
 
 import numpy as np
+from vpg_executor.motion import TcpKinematics, TrajectoryConfig
+from vpg_executor.safety import TopDownPose
+from vpg_executor.ur_kinematics import forward_kinematics, inverse_kinematics, MODELS
+from vpg_perception.calibration import load_calibration, recorded_intrinsics
 
 UR_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist_1_joint',
              'wrist_2_joint', 'wrist_3_joint')
@@ -145,7 +149,6 @@ def check_calibration(path, camera_info=None, now=None, max_age_days=30.0,
     intrinsics `calibrate` recorded (if the file has them) agree within tolerance (relative).
     Older than max_age_days fails: a camera that was bumped needs a new calibration.
     """
-    from vpg_perception.calibration import load_calibration, recorded_intrinsics
     name = 'calibration'
     hint_new = ('calibrate: ros2 run vpg_bringup calibrate (checkerboard on the tool), '
                 'then pass the file as calibration_file:=')
@@ -208,7 +211,6 @@ def check_arm_pose(joints, measured_tool0, ur_type, tolerance=0.01):
     frame as the robot controller computes it (ur_robot_driver's tcp_pose_broadcaster), or None.
     A wrong ur_type puts the computed tool0 centimetres off.
     """
-    from vpg_executor.ur_kinematics import forward_kinematics, MODELS
     name = 'arm pose vs description'
     if joints is None:
         return CheckResult(name, False, 'no UR joint states', 'see the joint states check')
@@ -326,9 +328,6 @@ def check_workspace_reach(workspace, heights, ur_type, tcp_offset, tcp_yaw_offse
     TCP is tcp_offset in front of tool0. Reachable: an analytic IK solution within the joint
     limits.
     """
-    from vpg_executor.motion import TcpKinematics, TrajectoryConfig
-    from vpg_executor.safety import TopDownPose
-    from vpg_executor.ur_kinematics import inverse_kinematics
     name = 'workspace in reach'
     if ur_type not in ('ur5', 'ur5e', 'ur5e_menagerie'):
         return CheckResult(name, False, f'unknown ur_type {ur_type!r}', 'ur5 or ur5e')

@@ -28,6 +28,7 @@ import struct
 import threading
 import time
 
+from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
 from mcap.exceptions import McapError
 from mcap.reader import make_reader, NonSeekingReader
 from mcap.records import Schema
@@ -127,8 +128,6 @@ def action_part_text(action_text, part):
 
 
 def _ament_share_directory(package):
-    from ament_index_python.packages import (get_package_share_directory,
-                                             PackageNotFoundError)
     try:
         return get_package_share_directory(package)
     except PackageNotFoundError as error:

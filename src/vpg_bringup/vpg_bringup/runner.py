@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
+from vpg_bringup import graph
 from vpg_common.node_runner import PARENT_PID_ENV
 
 
@@ -29,7 +31,6 @@ class GraphStopped(NodeDied):
 
 
 def package_executable(package, executable):
-    from ament_index_python.packages import get_package_prefix
     path = os.path.join(get_package_prefix(package), 'lib', package, executable)
     if not os.access(path, os.X_OK):
         raise FileNotFoundError(f'no executable {executable!r} in package {package!r} ({path})')
@@ -37,7 +38,6 @@ def package_executable(package, executable):
 
 
 def config_directory():
-    from ament_index_python.packages import get_package_share_directory
     return os.path.join(get_package_share_directory('vpg_bringup'), 'config')
 
 
@@ -212,7 +212,6 @@ def raise_keyboard_interrupt_on(*signums):
 
 
 def main(argv=None):
-    from vpg_bringup import graph
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('graph', choices=['sim'], help='which graph to run')
     parser.add_argument('--cell', default='', help='namespace of the cell')

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import math
 from pathlib import Path
 
+import mujoco
 import numpy as np
 from vpg_sim import blocks
+from vpg_sim.cell import BlockState, Cell
 
 GAP = 0.001          # m between neighbouring blocks, and between a block and the table
 CYLINDER_SIDES = 48  # points per cap used to bound a cylinder
@@ -328,9 +330,6 @@ def check_in_cell(objects, cell=None):
     Contacts are read before the first step (interpenetration as placed), poses after
     settling (shift, turn and whether the whole block lies inside the workspace).
     """
-    import mujoco
-    from vpg_sim.cell import BlockState, Cell
-
     cell = cell or Cell()
     cell.reset(objects)
     model, data = cell.model, cell.data

@@ -21,12 +21,13 @@ the executor's and the sim node's sections), so the primitives here are the ones
 import math
 from pathlib import Path
 
+from ament_index_python.packages import get_package_share_directory
 import numpy as np
 from vpg_executor.motion import JointStateCache, JointTrajectoryBackend, MotionError
 from vpg_executor.parameters import build_parameters
 from vpg_executor.primitives import PrimitiveExecutor
 from vpg_sim import scene
-from vpg_sim.cell import Cell, CellConfig
+from vpg_sim.cell import BlockState, Cell, CellConfig
 from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
 import yaml
@@ -35,7 +36,6 @@ import yaml
 def sim_config_path():
     """Path of vpg_bringup's config/sim.yaml (installed share directory, else the source tree)."""
     try:
-        from ament_index_python.packages import get_package_share_directory
         path = Path(get_package_share_directory('vpg_bringup')) / 'config' / 'sim.yaml'
         if path.exists():
             return path
@@ -165,7 +165,6 @@ class CellRobot:
 
     def block_positions(self):
         """Centres (N, 3) of the blocks, NaN rows for blocks no longer in the scene (m)."""
-        from vpg_sim.cell import BlockState
         rows = [position if state is BlockState.IN_SCENE else np.full(3, np.nan)
                 for _, state, position, _ in self.cell.block_poses()]
         return np.array(rows).reshape(-1, 3)

@@ -21,8 +21,10 @@ import os
 from pathlib import Path
 import threading
 
+from ament_index_python.packages import get_package_share_directory
 from vpg_common.files import file_sha256
 from vpg_evaluation import intervals, metrics, perturbation
+from vpg_sim.blocks import load_test_case
 
 SCENARIOS = ('random', 'challenging')
 POLICIES = ('grasp_only', 'vpg', 'myopic')
@@ -55,7 +57,6 @@ def bundled_cases_dir():
     source = Path(__file__).resolve().parents[1] / 'test_cases'
     if source.is_dir():
         return source
-    from ament_index_python.packages import get_package_share_directory
     return Path(get_package_share_directory('vpg_evaluation')) / 'test_cases'
 
 
@@ -131,8 +132,6 @@ def plan_runs(scenarios, runs, objects=30, case_files=(), max_actions=None,
     scenarios, an empty case list, two case files with the same name or a case file the sim
     cannot read.
     """
-    from vpg_sim.blocks import load_test_case
-
     case_runs = runs if case_runs is None else case_runs
     if runs < 1 or case_runs < 1:
         raise ValueError(f'runs must be >= 1, got {runs} (per test case: {case_runs})')

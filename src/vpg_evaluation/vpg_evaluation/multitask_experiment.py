@@ -55,10 +55,18 @@ import sys
 import time
 
 import numpy as np
+import torch
+from vpg_bringup.pick_all_client import PickAllClientError
 from vpg_bringup.progress import Progress
-from vpg_bringup.runner import raise_keyboard_interrupt_on
+from vpg_bringup.ros_domain import isolate
+from vpg_bringup.runner import NodeDied, raise_keyboard_interrupt_on
 from vpg_common.primitives import GRASP, PUSH
 from vpg_evaluation import harness, metrics
+from vpg_evaluation.evaluate import CellSession, describe_run
+from vpg_policy.q_network import build_q_network
+from vpg_policy.weights import read_weights, save_weights, WeightsError
+from vpg_trainer.learner import Learner, LearnerConfig
+from vpg_trainer.replay import ReplayStore
 
 ARMS = ('grasp_only', 'multitask')
 ARM_VARIANTS = {'grasp_only': 'vpg', 'multitask': 'multitask'}
@@ -231,10 +239,6 @@ def train_model(arm, grasps, pushes, settings, seed, budget, log=print):
     rewards (gamma 0: futures are passed as zeros, so no future Q is computed). The initial
     weights depend on `seed` alone; the batch order on seed, budget and arm.
     """
-    import torch
-    from vpg_policy.q_network import build_q_network
-    from vpg_trainer.learner import Learner, LearnerConfig
-
     if arm not in ARMS:
         raise ValueError(f'unknown arm {arm!r} (known: {ARMS})')
     if arm == 'multitask' and (not grasps or not pushes or settings.batch_size % 2):
@@ -299,8 +303,6 @@ def model_path(out, arm, budget, seed):
 
 def stored_model(path, identity):
     """Return (WeightsInfo, extra) of a weights file trained with `identity`, else None."""
-    from vpg_policy.weights import read_weights, WeightsError
-
     if not Path(path).is_file():
         return None
     try:
@@ -339,8 +341,6 @@ def plan_models(pool, budgets, seeds):
 
 def ensure_model(job, pool, store, settings, out, log=print):
     """Train and save a job's model unless its weights are stored; returns (WeightsInfo, extra)."""
-    from vpg_policy.weights import save_weights
-
     identity = training_identity(job.arm, job.budget, job.seed, pool, job.grasp_ids,
                                  job.push_ids, settings)
     path = model_path(out, job.arm, job.budget, job.seed)
@@ -401,10 +401,6 @@ def evaluate_model(job, weights, eval_settings, run_store, out, device='auto',
     push is executed (the goal's restriction did not hold) or when scenes keep giving no
     grasp attempt.
     """
-    from vpg_bringup.pick_all_client import PickAllClientError
-    from vpg_bringup.runner import NodeDied
-    from vpg_evaluation.evaluate import CellSession, describe_run
-
     identity = eval_identity(job, weights, eval_settings)
     runs = model_runs(run_store.load(), identity)
     attempts, _ = grasp_counts(runs)
@@ -641,7 +637,6 @@ def main(argv=None):
         print(f'multitask_experiment: {error}', file=sys.stderr)
         return 2
     if args.torch_threads > 0:
-        import torch
         torch.set_num_threads(args.torch_threads)
     print(f'multitask_experiment: pool {pool.path}: {len(pool.grasp_ids)} grasps, '
           f'{len(pool.push_ids)} pushes')
@@ -658,7 +653,6 @@ def main(argv=None):
     start = time.monotonic()
     try:
         if not args.summary_only:
-            from vpg_trainer.replay import ReplayStore
             store = ReplayStore(pool.path)
         models = {}
         for job in jobs:
@@ -672,7 +666,6 @@ def main(argv=None):
                 models[key] = ensure_model(job, pool, store, settings, out)
         if not (args.summary_only or args.train_only) and \
                 'ROS_DOMAIN_ID' not in os.environ:
-            from vpg_bringup.ros_domain import isolate
             print(f'multitask_experiment: ROS_DOMAIN_ID={isolate()} (a free one)')
         progress = Progress(total=len(jobs), desc='multitask_experiment', unit='models') \
             if not (args.summary_only or args.train_only) else None

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from vpg_evaluation import case_layouts as layouts
+from vpg_evaluation.harness import bundled_cases
 from vpg_sim import blocks
 
 TAG = 0x7AC1  # stream tag: packed-cluster scenes only
@@ -153,7 +154,6 @@ def _same_orientation(shape, a, b, tolerance=0.003):
 
 def evaluation_cases():
     """Load the bundled challenging cases (a list of ObjectSpec lists)."""
-    from vpg_evaluation.harness import bundled_cases
     return [blocks.load_test_case(path) for path in bundled_cases()]
 
 

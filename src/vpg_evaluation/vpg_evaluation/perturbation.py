@@ -12,9 +12,9 @@ new draw. No ROS.
 import math
 from pathlib import Path
 
+import mujoco
 import numpy as np
-
-from vpg_sim import blocks
+from vpg_sim import blocks, scene
 
 MAX_SHIFT = 0.002          # m, in x and in y
 MAX_TURN = math.radians(2.0)
@@ -43,9 +43,6 @@ def perturb_objects(objects, rng, max_shift=MAX_SHIFT, max_turn=MAX_TURN):
 
 def deepest_penetration(objects):
     """Deepest block-block interpenetration (m, >= 0) of objects as placed, on the cell model."""
-    import mujoco
-    from vpg_sim import scene
-
     model = scene.build_model(objects)
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)

@@ -33,6 +33,7 @@ from vpg_common.qos import TRANSITIONS_QOS
 from vpg_common.stamps import duration_msg, to_seconds
 from vpg_executor import gripper_action
 from vpg_executor.motion import JointStateCache, JointTrajectoryBackend, MotionError
+from vpg_executor.moveit_backend import MoveItBackend
 from vpg_executor.parameters import declare_parameters
 from vpg_executor.pick_all import (Choice, format_timing, Goal, goal_problem, Observation,
                                    PerceptionError, PickAllLoop, PolicyError, ReasonCode)
@@ -154,7 +155,6 @@ class ExecutorNode(Node):
     # --- hardware I/O -----------------------------------------------------------------------
     def _make_backend(self):
         if self.params.motion_backend == 'moveit':
-            from vpg_executor.moveit_backend import MoveItBackend
             return MoveItBackend(self.params.trajectory, self.params.envelope,
                                  joint_states=self._joint_states,
                                  gripper_command=self._gripper_command,

