@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 from vpg_perception.grid import HeightmapGrid
-
 from vpg_policy.decision import (ALLOW_BOTH, choose_action, Exploration, GRASP, GRASP_ONLY,
                                  InvalidHeightmapError, Policy, PUSH, PUSH_ONLY,
                                  validate_heightmap)
-from vpg_policy.q_network import build_q_network, QNetworkConfig
+from vpg_policy.q_network import build_q_network
+from vpg_policy.q_network_base import QNetworkConfig
 
 GRID = HeightmapGrid(x_min=-0.6, x_max=-0.472, y_min=-0.064, y_max=0.064, resolution=0.004)
 

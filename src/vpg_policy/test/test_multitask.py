@@ -7,12 +7,13 @@ import pytest
 from synthetic_scenes import scene
 import torch
 from vpg_perception.grid import HeightmapGrid
-
 from vpg_policy.decision import Policy
-from vpg_policy.q_network import (build_q_network, inverse_model_loss, InversePrediction,
-                                  MultitaskQNetwork, MultitaskQNetworkConfig, normalised_pixel,
-                                  parameter_count, preprocess, QNetworkConfig,
-                                  spatial_soft_argmax, VpgQNetwork)
+from vpg_policy.multitask_q_network import (inverse_model_loss, InversePrediction,
+                                            MultitaskQNetwork, MultitaskQNetworkConfig,
+                                            normalised_pixel, spatial_soft_argmax)
+from vpg_policy.q_network import build_q_network, parameter_count
+from vpg_policy.q_network_base import preprocess, QNetworkConfig
+from vpg_policy.rotating_q_network import VpgQNetwork
 from vpg_policy.weights import (build_from_weights, check_compatible, IncompatibleWeightsError,
                                 load_into, load_model, read_weights, save_weights,
                                 serialize_weights)

@@ -22,9 +22,9 @@ from vpg_interfaces.msg import ModelUpdate, PrimitiveAction
 from vpg_interfaces.srv import ChoosePrimitive
 from vpg_perception.conversions import heightmap_to_msg, image_to_numpy
 from vpg_perception.grid import HeightmapGrid
-
 from vpg_policy.policy_node import PolicyNode
-from vpg_policy.q_network import build_q_network, QNetworkConfig
+from vpg_policy.q_network import build_q_network
+from vpg_policy.q_network_base import QNetworkConfig
 from vpg_policy.weights import save_weights, serialize_weights, WeightsError
 
 TINY = QNetworkConfig(num_rotations=4, stem_channels=4, trunk_channels=4, trunk_dilations=(1,),

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from synthetic_scenes import scene
 import torch
-
-from vpg_policy.q_network import (build_q_network, forward_flops, IsotropicConv2d,
-                                  OrientedHead, parameter_count, preprocess, QNetwork,
-                                  QNetworkConfig, register_variant, RotatingQNetwork, Trunk,
-                                  variants)
+from vpg_policy.q_network import (build_q_network, forward_flops, parameter_count,
+                                  register_variant, variants)
+from vpg_policy.q_network_base import preprocess, QNetwork, QNetworkConfig
+from vpg_policy.rotating_q_network import IsotropicConv2d, OrientedHead, RotatingQNetwork, Trunk
 from vpg_policy.weights import IncompatibleWeightsError, load_model, save_weights
 
 TINY = QNetworkConfig(num_rotations=8, stem_channels=4, trunk_channels=6,

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from vpg_perception.grid import HeightmapGrid
-
 from vpg_policy import rotations
 from vpg_policy.decision import GRASP, GRASP_ONLY, Policy, PUSH, PUSH_ONLY
-from vpg_policy.q_network import QNetworkConfig, RotatingQNetwork
+from vpg_policy.q_network_base import QNetworkConfig
+from vpg_policy.rotating_q_network import RotatingQNetwork
 
 
 def test_angle_and_index_conventions():

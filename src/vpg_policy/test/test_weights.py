@@ -10,12 +10,12 @@ import pytest
 from safetensors.torch import save as safetensors_save
 import torch
 from vpg_common.files import file_sha256
-
-from vpg_policy.q_network import build_q_network, QNetworkConfig
+from vpg_policy.q_network import build_q_network
+from vpg_policy.q_network_base import QNetworkConfig
 from vpg_policy.weights import (build_from_weights, check_compatible, ChecksumMismatchError,
-                                CorruptWeightsError, IncompatibleWeightsError,
-                                load_into, load_model, read_weights, save_weights,
-                                serialize_weights, write_atomically)
+                                CorruptWeightsError, IncompatibleWeightsError, load_into,
+                                load_model, read_weights, save_weights, serialize_weights,
+                                write_atomically)
 
 TINY = QNetworkConfig(num_rotations=4, stem_channels=4, trunk_channels=4, trunk_dilations=(1,),
                       feature_channels=4, head_channels=4, head_dilations=(1,))

@@ -27,11 +27,10 @@ from pathlib import Path
 import struct
 import tempfile
 
-from safetensors.torch import load as safetensors_load
-from safetensors.torch import save as safetensors_save
+from safetensors.torch import load as safetensors_load, save as safetensors_save
 import torch
-
-from vpg_policy.q_network import build_q_network, QNetworkConfig, variant_class
+from vpg_policy.q_network import build_q_network, variant_class
+from vpg_policy.q_network_base import QNetworkConfig
 
 FORMAT = 'vpg_policy.weights'
 FORMAT_VERSION = '1'

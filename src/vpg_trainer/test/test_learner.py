@@ -5,9 +5,10 @@ import pytest
 from synthetic_transitions import transition
 import torch
 from vpg_policy.decision import ActionMask
-from vpg_policy.q_network import build_q_network, QNetworkConfig
-from vpg_trainer.learner import (compute_labels, executed_q, future_values, inverse_loss,
-                                 Learner, LearnerConfig, record_changed, sample_prioritized)
+from vpg_policy.q_network import build_q_network
+from vpg_policy.q_network_base import QNetworkConfig
+from vpg_trainer.learner import (compute_labels, executed_q, future_values, inverse_loss, Learner,
+                                 LearnerConfig, record_changed, sample_prioritized)
 
 SMALL = QNetworkConfig(stem_channels=8, trunk_channels=12, feature_channels=8, head_channels=8)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import rclpy
 from synthetic_transitions import transition
-from vpg_policy.q_network import QNetworkConfig
+from vpg_policy.q_network_base import QNetworkConfig
 from vpg_policy.weights import read_weights, save_weights
 from vpg_trainer.learner import LearnerConfig
 from vpg_trainer.online import initial_checkpoint, OnlineTrainer, TrainerConfig

@@ -9,7 +9,7 @@ As VPG (../shared/notes/vpg.md):
   clear: nothing is left to earn);
 * Huber (smooth L1) loss on the executed primitive, pixel and rotation only; other pixels get
   no gradient. VPG also trains a grasp at rotation + 180 degrees; our grasp head is exactly
-  half-turn symmetric (q_network.py), so that second term equals the first and is implied;
+  half-turn symmetric (rotating_q_network.py), so that second term equals the first and is implied;
 * prioritised experience replay by surprise |Q - label|, sampled with probability
   proportional to priority^alpha, with importance weights (Schaul et al.); every new
   transition trained on at once (VPG trains on each new action as it arrives).
@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from vpg_policy.decision import action_masks, ActionMask, GRASP, PUSH
-from vpg_policy.q_network import inverse_model_loss, normalised_pixel
+from vpg_policy.multitask_q_network import inverse_model_loss, normalised_pixel
 from vpg_policy.rotations import rotation_angle
 
 
