@@ -23,9 +23,10 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 import numpy as np
-from vpg_executor.motion import JointStateCache, JointTrajectoryBackend, MotionError
+from vpg_executor.motion import JointStateCache, MotionError
 from vpg_executor.parameters import build_parameters
 from vpg_executor.primitives import PrimitiveExecutor
+from vpg_executor.trajectory_backend import JointTrajectoryBackend
 from vpg_sim import scene
 from vpg_sim.cell import BlockState, Cell, CellConfig
 from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome

@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 import pytest
-from vpg_executor.motion import (ContactMonitor, JointStateCache, JointTrajectoryBackend,
-                                 MotionError, StallDetector, TrackedPath, TrajectoryConfig,
-                                 UR_JOINT_NAMES)
+from vpg_executor.guarded_motion import ContactMonitor, StallDetector, TrackedPath
+from vpg_executor.motion import JointStateCache, MotionError, TrajectoryConfig, UR_JOINT_NAMES
 from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
 from vpg_executor.safety import SafetyEnvelope, TopDownPose
+from vpg_executor.trajectory_backend import JointTrajectoryBackend
 
 HOME = np.array([-0.7342, -2.395, 1.9908, -1.1666, -1.5708, 0.8366])
 GRIPPER = 'robotiq_85_left_knuckle_joint'

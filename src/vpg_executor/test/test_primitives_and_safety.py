@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-from vpg_executor.motion import (JointStateCache, JointTrajectoryBackend, MotionError,
-                                 TrajectoryConfig, UR_JOINT_NAMES)
-from vpg_executor.primitives import (highest_point_near, holding, PrimitiveConfig,
-                                     PrimitiveExecutor)
+from vpg_executor.motion import JointStateCache, MotionError, TrajectoryConfig, UR_JOINT_NAMES
+from vpg_executor.primitives import highest_point_near, holding, PrimitiveConfig, PrimitiveExecutor
 from vpg_executor.safety import SafetyEnvelope, TargetRejected, TopDownPose
+from vpg_executor.trajectory_backend import JointTrajectoryBackend
 
 HOME = np.array([0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0])
 

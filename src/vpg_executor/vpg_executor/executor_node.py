@@ -32,7 +32,7 @@ from vpg_common.node_runner import run_node
 from vpg_common.qos import TRANSITIONS_QOS
 from vpg_common.stamps import duration_msg, to_seconds
 from vpg_executor import gripper_action
-from vpg_executor.motion import JointStateCache, JointTrajectoryBackend, MotionError
+from vpg_executor.motion import JointStateCache, MotionError
 from vpg_executor.moveit_backend import MoveItBackend
 from vpg_executor.parameters import declare_parameters
 from vpg_executor.pick_all import (Choice, format_timing, Goal, goal_problem, Observation,
@@ -40,6 +40,7 @@ from vpg_executor.pick_all import (Choice, format_timing, Goal, goal_problem, Ob
 from vpg_executor.primitives import PrimitiveExecutor
 from vpg_executor.rewards import reward, scene_changed
 from vpg_executor.safety import TargetRejected
+from vpg_executor.trajectory_backend import JointTrajectoryBackend
 from vpg_interfaces.action import PickAll
 from vpg_interfaces.msg import PrimitiveAction, Transition
 from vpg_interfaces.srv import ChoosePrimitive, ExecutePrimitive, GetHeightmap

@@ -23,10 +23,10 @@ import sys
 
 import mujoco
 import numpy as np
-from vpg_executor.motion import (JointStateCache, JointTrajectoryBackend, MotionError,
-                                 TrajectoryConfig)
+from vpg_executor.motion import JointStateCache, MotionError, TrajectoryConfig
 from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
 from vpg_executor.safety import SafetyEnvelope, TopDownPose
+from vpg_executor.trajectory_backend import JointTrajectoryBackend
 from vpg_sim import blocks, scene
 from vpg_sim.cell import Cell, CellConfig
 from vpg_sim.force_sensor import ForceSensor, ForceSensorConfig
