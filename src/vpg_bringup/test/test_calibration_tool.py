@@ -10,7 +10,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
-from vpg_bringup.calibration_tool import ARM_JOINTS, CalibrationTool
+from vpg_bringup.calibration_tool import CalibrationTool
+from vpg_common.driver_names import UR_JOINTS
 from vpg_executor.ur_kinematics import forward_kinematics, MODELS
 from vpg_perception.calibration import load_calibration, pose_difference
 from vpg_perception.conversions import numpy_to_image
@@ -48,14 +49,14 @@ class FakeCell:
 
     def _on_trajectory(self, msg):
         names = list(msg.joint_names)
-        target = np.array([msg.points[-1].positions[names.index(j)] for j in ARM_JOINTS])
+        target = np.array([msg.points[-1].positions[names.index(j)] for j in UR_JOINTS])
         with self._lock:
             self.targets.append(target)
             self.q = target
             self._frame = None
 
     def _publish_joints(self):
-        msg = JointState(name=list(ARM_JOINTS), position=self.q.tolist())
+        msg = JointState(name=list(UR_JOINTS), position=self.q.tolist())
         msg.header.stamp = self.node.get_clock().now().to_msg()
         self._joint_pub.publish(msg)
 

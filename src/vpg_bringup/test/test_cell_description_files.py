@@ -15,7 +15,8 @@ import xml.dom.minidom
 
 import numpy as np
 import pytest
-from vpg_executor.motion import UR_JOINT_NAMES
+from vpg_common import driver_names
+from vpg_common.driver_names import UR_JOINTS
 from vpg_perception.calibration import load_calibration
 import yaml
 
@@ -159,7 +160,6 @@ def test_world_blocks_lie_in_the_workspace_on_the_table():
 # -- bridge ---------------------------------------------------------------------------------
 
 def test_bridge_puts_the_camera_on_realsense_topic_names():
-    from vpg_sim import sim_node
     bridge = load_yaml(DRIVERS / 'gz_bridge.yaml')
     for entry in bridge:
         assert set(entry) == {'ros_topic_name', 'gz_topic_name', 'ros_type_name',
@@ -169,10 +169,10 @@ def test_bridge_puts_the_camera_on_realsense_topic_names():
               for entry in bridge}
     assert routes == {
         '/clock': ('/clock', 'rosgraph_msgs/msg/Clock'),
-        sim_node.COLOR_TOPIC: ('/rgbd_camera/image', 'sensor_msgs/msg/Image'),
-        sim_node.COLOR_INFO_TOPIC: ('/rgbd_camera/camera_info', 'sensor_msgs/msg/CameraInfo'),
-        sim_node.DEPTH_TOPIC: ('/rgbd_camera/depth_image', 'sensor_msgs/msg/Image'),
-        sim_node.DEPTH_INFO_TOPIC: ('/rgbd_camera/camera_info', 'sensor_msgs/msg/CameraInfo'),
+        driver_names.COLOR_TOPIC: ('/rgbd_camera/image', 'sensor_msgs/msg/Image'),
+        driver_names.COLOR_INFO_TOPIC: ('/rgbd_camera/camera_info', 'sensor_msgs/msg/CameraInfo'),
+        driver_names.DEPTH_TOPIC: ('/rgbd_camera/depth_image', 'sensor_msgs/msg/Image'),
+        driver_names.DEPTH_INFO_TOPIC: ('/rgbd_camera/camera_info', 'sensor_msgs/msg/CameraInfo'),
     }
     heightmap = parameters(load_yaml(CONFIG_DIR / 'real.yaml')['/**/heightmap'])
     assert {heightmap['color_topic'], heightmap['depth_topic'],
@@ -192,7 +192,7 @@ def test_gazebo_controllers_serve_what_the_executor_uses():
     executor = executor_parameters('gazebo.yaml')
     trajectory_controller = executor['robot.trajectory_topic'].split('/')[1]
     assert executor['robot.trajectory_topic'] == f'/{trajectory_controller}/joint_trajectory'
-    assert tuple(parameters(controllers[trajectory_controller])['joints']) == UR_JOINT_NAMES
+    assert tuple(parameters(controllers[trajectory_controller])['joints']) == UR_JOINTS
     gripper_controller = executor['gripper.action'].split('/')[1]
     assert gripper_controller in types
     assert parameters(controllers[gripper_controller])['joint'] == executor['gripper.joint']

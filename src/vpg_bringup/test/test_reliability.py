@@ -15,15 +15,14 @@ import time
 
 import numpy as np
 import pytest
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image, JointState
 from vpg_bringup.graph import sim_graph
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.runner import GraphRunner
 from vpg_common.client_node import ClientNode
-from vpg_executor.motion import UR_JOINT_NAMES
+from vpg_common.driver_names import UR_JOINTS
 from vpg_executor.primitives import PrimitiveConfig
 from vpg_interfaces.action import PickAll
 
@@ -55,9 +54,9 @@ class Probe:
 
     def _on_joints(self, msg):
         positions = dict(zip(msg.name, msg.position))
-        if all(name in positions for name in UR_JOINT_NAMES):
+        if all(name in positions for name in UR_JOINTS):
             with self.lock:
-                self.joints = np.array([positions[name] for name in UR_JOINT_NAMES])
+                self.joints = np.array([positions[name] for name in UR_JOINTS])
 
     def _on_frame(self, msg):
         with self.lock:

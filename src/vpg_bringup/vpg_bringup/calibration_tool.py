@@ -28,21 +28,20 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from vpg_common.driver_names import (CAMERA_FRAME, COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC,
+                                     JOINT_STATES_TOPIC, TRAJECTORY_TOPIC, UR_JOINTS)
 from vpg_common.parameters import declare, float_range, int_range
 from vpg_common.stamps import duration_msg
 from vpg_executor.ur_kinematics import (forward_kinematics, inverse_kinematics, MODELS,
                                         nearest_solution)
 from vpg_perception.calibration import (calibration_grid, CameraCalibration, fit_camera_pose,
                                         intrinsics_comment, load_calibration, observe_marker,
-                                        pose_difference, save_calibration,
-                                        top_down_tool_pose)
+                                        pose_difference, save_calibration, top_down_tool_pose)
 from vpg_perception.conversions import (color_image_to_rgb, depth_image_to_metres,
                                         ImageConversionError)
 from vpg_perception.frame_sync import FramePairer, Stream
 from vpg_perception.heightmap import check_intrinsics
 
-ARM_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist_1_joint',
-              'wrist_2_joint', 'wrist_3_joint')
 # UR5e joint limits (rad): +-2 pi, the elbow +-pi (as the driver's URDF and the cell).
 JOINT_LOWER = np.array([-2 * math.pi, -2 * math.pi, -math.pi, -2 * math.pi, -2 * math.pi,
                         -2 * math.pi])
@@ -137,16 +136,16 @@ def declare_parameters(node):
         ('frame_id', 'base',
          'Base frame the kinematics (and so the calibration) are expressed in: the base frame '
          'of the UR controller.', {}),
-        ('camera_frame_id', 'camera_color_optical_frame', 'Camera optical frame name.', {}),
+        ('camera_frame_id', CAMERA_FRAME, 'Camera optical frame name.', {}),
         ('max_stamp_difference', 0.02,
          'Colour and depth frames pair when their stamps differ by at most this, seconds.',
          float_range(0.0, 1.0)),
-        ('color_topic', '/camera/camera/color/image_raw', 'Colour image (rgb8 or bgr8).', {}),
-        ('depth_topic', '/camera/camera/aligned_depth_to_color/image_raw',
+        ('color_topic', COLOR_TOPIC, 'Colour image (rgb8 or bgr8).', {}),
+        ('depth_topic', DEPTH_TOPIC,
          'Depth aligned to colour (16UC1 millimetres or 32FC1 metres).', {}),
-        ('camera_info_topic', '/camera/camera/color/camera_info', 'Colour camera_info.', {}),
-        ('joint_states_topic', '/joint_states', 'Arm joint states.', {}),
-        ('trajectory_topic', '/scaled_joint_trajectory_controller/joint_trajectory',
+        ('camera_info_topic', COLOR_INFO_TOPIC, 'Colour camera_info.', {}),
+        ('joint_states_topic', JOINT_STATES_TOPIC, 'Arm joint states.', {}),
+        ('trajectory_topic', TRAJECTORY_TOPIC,
          'JointTrajectory command topic of the arm controller.', {}),
     ]
     values = declare(node, specs)
@@ -178,7 +177,7 @@ class CalibrationTool(Node):
         p = self.params
         self._kinematics = MODELS[p.model]
         self._changed = threading.Condition()
-        self._joints = None       # (6,) in ARM_JOINTS order
+        self._joints = None       # (6,) in UR_JOINTS order
         self._intrinsics = None
         self._image_size = None
         self._frame = None        # (stamp_ns, colour msg, depth msg), newest pair
@@ -198,10 +197,10 @@ class CalibrationTool(Node):
 
     def _on_joint_state(self, msg):
         names = list(msg.name)
-        if not all(joint in names for joint in ARM_JOINTS):
+        if not all(joint in names for joint in UR_JOINTS):
             return
         with self._changed:
-            self._joints = np.array([msg.position[names.index(j)] for j in ARM_JOINTS])
+            self._joints = np.array([msg.position[names.index(j)] for j in UR_JOINTS])
             self._changed.notify_all()
 
     def _on_camera_info(self, msg):
@@ -252,7 +251,7 @@ class CalibrationTool(Node):
         p = self.params
         start = self.joints()
         duration = max(p.min_move_time, float(np.max(np.abs(target - start))) / p.joint_speed)
-        msg = JointTrajectory(joint_names=list(ARM_JOINTS))
+        msg = JointTrajectory(joint_names=list(UR_JOINTS))
         msg.points = [JointTrajectoryPoint(positions=target.tolist(), velocities=[0.0] * 6,
                                            time_from_start=duration_msg(duration))]
         self._trajectory_pub.publish(msg)

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field, replace
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from vpg_common.driver_names import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
+                                     GRIPPER_ACTION, JOINT_STATES_TOPIC, TCP_POSE_TOPIC,
+                                     TRAJECTORY_TOPIC, WRENCH_TOPIC)
 
 
 @dataclass(frozen=True)
@@ -111,23 +114,14 @@ def _driver_topics(ns):
     """Keep the drivers' absolute topic names inside a cell's namespace (many cells)."""
     if not ns:
         return ()
-    topics = (('/joint_states', f'{ns}/joint_states'),
-              ('/scaled_joint_trajectory_controller/joint_trajectory',
-               f'{ns}/scaled_joint_trajectory_controller/joint_trajectory'),
-              ('/robotiq_gripper_controller/gripper_cmd',
-               f'{ns}/robotiq_gripper_controller/gripper_cmd'),
-              ('/tcp_pose_broadcaster/pose', f'{ns}/tcp_pose_broadcaster/pose'),
-              ('/force_torque_sensor_broadcaster/wrench',
-               f'{ns}/force_torque_sensor_broadcaster/wrench'))
-    return topics + _camera_topics(ns)
+    topics = (JOINT_STATES_TOPIC, TRAJECTORY_TOPIC, GRIPPER_ACTION, TCP_POSE_TOPIC, WRENCH_TOPIC)
+    return tuple((topic, f'{ns}{topic}') for topic in topics) + _camera_topics(ns)
 
 
 def _camera_topics(ns):
     if not ns:
         return ()
-    topics = ('/camera/camera/color/image_raw', '/camera/camera/color/camera_info',
-              '/camera/camera/aligned_depth_to_color/image_raw',
-              '/camera/camera/aligned_depth_to_color/camera_info')
+    topics = (COLOR_TOPIC, COLOR_INFO_TOPIC, DEPTH_TOPIC, DEPTH_INFO_TOPIC)
     return tuple((topic, f'{ns}{topic}') for topic in topics)
 
 

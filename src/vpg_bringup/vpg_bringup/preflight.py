@@ -27,6 +27,8 @@ from vpg_bringup import preflight_checks as checks
 from vpg_bringup.graph import DEFAULT_UR_TYPE, enclave
 from vpg_bringup.pick_all_client import _ActionClient
 from vpg_common.client_node import ClientNode
+from vpg_common.driver_names import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC,
+                                     JOINT_STATES_TOPIC, TCP_POSE_TOPIC)
 from vpg_common.stamps import to_seconds
 from vpg_executor import gripper_action
 from vpg_executor.parameters import PARAMETERS
@@ -36,12 +38,6 @@ from vpg_perception.grid import HeightmapGrid
 from vpg_policy.weights import read_weights, WeightsError
 
 ENCLAVE = enclave('preflight')
-COLOR_TOPIC = '/camera/camera/color/image_raw'
-DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
-INFO_TOPIC = '/camera/camera/color/camera_info'
-TCP_POSE_TOPIC = '/tcp_pose_broadcaster/pose'
-"""ur_robot_driver's tcp_pose_broadcaster (pose_broadcaster/PoseBroadcaster, frame `base`):
-tool0 as the robot controller computes it."""
 REQUIRED_CONTROLLERS = ('joint_state_broadcaster', 'scaled_joint_trajectory_controller',
                         'robotiq_gripper_controller', 'robotiq_activation_controller')
 EXECUTOR_PARAMETERS = ('robot.model', 'robot.tcp_offset', 'robot.tcp_yaw_offset',
@@ -96,11 +92,11 @@ def camera_qos(node, topic, sensor_data, wait=1.0):
 class CellListener:
     """Subscriptions recording what the cell publishes (rclpy; messages to observations)."""
 
-    def __init__(self, node, joint_states_topic='/joint_states'):
+    def __init__(self, node, joint_states_topic=JOINT_STATES_TOPIC):
         self.lock = threading.Lock()
         self.color = checks.TopicObservation(COLOR_TOPIC)
         self.depth = checks.TopicObservation(DEPTH_TOPIC)
-        self.info = checks.TopicObservation(INFO_TOPIC)
+        self.info = checks.TopicObservation(COLOR_INFO_TOPIC)
         self.joints = checks.TopicObservation(joint_states_topic)
         self.tcp = checks.TopicObservation(TCP_POSE_TOPIC)
         self.positions, self.tool0, self.camera_info = {}, None, None

@@ -13,13 +13,12 @@ from pathlib import Path
 import time
 
 import numpy as np
+from vpg_common.driver_names import UR_JOINTS
 from vpg_executor.motion import TcpKinematics, TrajectoryConfig
 from vpg_executor.safety import TopDownPose
 from vpg_executor.ur_kinematics import forward_kinematics, inverse_kinematics, MODELS
 from vpg_perception.calibration import load_calibration, recorded_intrinsics
 
-UR_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist_1_joint',
-             'wrist_2_joint', 'wrist_3_joint')
 COLOR_ENCODINGS = ('rgb8', 'bgr8')
 DEPTH_ENCODINGS = ('16UC1', '32FC1')
 """What the heightmap node reads (vpg_perception.conversions)."""

@@ -26,8 +26,8 @@ import threading
 import time
 
 import foxglove
-
 from vpg_bringup.recording import full_type_name
+from vpg_common.driver_names import COLOR_TOPIC, JOINT_STATES_TOPIC
 
 DEFAULT_HOST = '127.0.0.1'
 DEFAULT_PORT = 8765
@@ -52,14 +52,14 @@ class ViewerTopic:
 
 
 DEFAULT_TOPICS = (
-    ViewerTopic('/camera/camera/color/image_raw', 'sensor_msgs/msg/Image'),
+    ViewerTopic(COLOR_TOPIC, 'sensor_msgs/msg/Image'),
     ViewerTopic('heightmap', 'vpg_interfaces/msg/Heightmap'),
     ViewerTopic('heightmap/color', 'sensor_msgs/msg/Image'),
     ViewerTopic('heightmap/height_colored', 'sensor_msgs/msg/Image'),
     ViewerTopic('q_heatmaps/push', 'sensor_msgs/msg/Image'),
     ViewerTopic('q_heatmaps/grasp', 'sensor_msgs/msg/Image'),
     ViewerTopic('action_markers', 'visualization_msgs/msg/MarkerArray'),
-    ViewerTopic('/joint_states', 'sensor_msgs/msg/JointState'),
+    ViewerTopic(JOINT_STATES_TOPIC, 'sensor_msgs/msg/JointState'),
     ViewerTopic('pick_all/_action/feedback', 'vpg_interfaces/action/PickAll_FeedbackMessage'),
     ViewerTopic('pick_all/_action/status', 'action_msgs/msg/GoalStatusArray', latched=True),
     ViewerTopic('pick_all/result', 'vpg_interfaces/action/PickAll_GetResult_Response',

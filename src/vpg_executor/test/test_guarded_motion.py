@@ -5,8 +5,9 @@ import time
 
 import numpy as np
 import pytest
+from vpg_common.driver_names import UR_JOINTS
 from vpg_executor.guarded_motion import ContactMonitor, StallDetector, TrackedPath
-from vpg_executor.motion import JointStateCache, MotionError, TrajectoryConfig, UR_JOINT_NAMES
+from vpg_executor.motion import JointStateCache, MotionError, TrajectoryConfig
 from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
 from vpg_executor.safety import SafetyEnvelope, TopDownPose
 from vpg_executor.trajectory_backend import JointTrajectoryBackend
@@ -61,7 +62,7 @@ class BlockedArm:
         self._thread.start()
 
     def _publish_state(self):
-        self.cache.update(list(UR_JOINT_NAMES) + [GRIPPER], list(self.q) + [self.finger],
+        self.cache.update(list(UR_JOINTS) + [GRIPPER], list(self.q) + [self.finger],
                           stamp=self.time)
 
     def _run(self):

@@ -17,8 +17,8 @@ import types
 
 import numpy as np
 import pytest
-from vpg_executor.motion import (JointStateCache, MotionError, TrajectoryConfig,
-                                 UR_JOINT_NAMES)
+from vpg_common.driver_names import UR_JOINTS
+from vpg_executor.motion import JointStateCache, MotionError, TrajectoryConfig
 from vpg_executor.moveit_backend import (error_code_text, MoveItBackend, MoveItConfig,
                                          quaternion_xyzw)
 from vpg_executor.primitives import PrimitiveConfig, PrimitiveExecutor
@@ -226,7 +226,7 @@ class FakeMoveItPy:
         self.node_name = node_name
         self.launch_params_filepaths = launch_params_filepaths
         self.params = MODELS[MODEL]
-        self.state = dict(zip(UR_JOINT_NAMES, HOME))
+        self.state = dict(zip(UR_JOINTS, HOME))
         self.state[FINGER] = 0.0
         self.calls, self.plans, self.executed, self.collision_objects = [], [], [], []
         self.joint_speed = 0.5  # rad/s of the fake time parameterization
@@ -257,7 +257,7 @@ class FakeMoveItPy:
 
     # --- the fake planner -----------------------------------------------------------------
     def q_now(self):
-        return np.array([self.state[name] for name in UR_JOINT_NAMES])
+        return np.array([self.state[name] for name in UR_JOINTS])
 
     def ik(self, tool0, seed):
         return nearest_solution(inverse_kinematics(tool0, self.params), seed)
@@ -270,7 +270,7 @@ class FakeMoveItPy:
             return FakeMotionPlanResponse(FakeErrorCode(INVALID_GOAL_CONSTRAINTS))
         q0 = self.q_now()
         if 'robot_state' in goal:
-            q_goal = np.array([goal['robot_state'].joint_positions[n] for n in UR_JOINT_NAMES])
+            q_goal = np.array([goal['robot_state'].joint_positions[n] for n in UR_JOINTS])
             tool0_goal = forward_kinematics(q_goal, self.params)
         else:
             if goal['pose_stamped_msg'].header.frame_id != 'base':
@@ -323,7 +323,7 @@ class FakeMoveItPy:
         states, durations = [], [0.0]
         for q in waypoints:
             state = dict(self.state)
-            state.update(zip(UR_JOINT_NAMES, q))
+            state.update(zip(UR_JOINTS, q))
             states.append(FakeRobotState(state))
         for a, b in zip(waypoints[:-1], waypoints[1:]):
             durations.append(max(np.max(np.abs(b - a)) / self.joint_speed, 1e-3))
@@ -523,7 +523,7 @@ def test_move_joints_uses_a_joint_state_goal():
     assert set(goal) == {'robot_state'}
     state = goal['robot_state']
     assert state.updated
-    np.testing.assert_allclose([state.joint_positions[n] for n in UR_JOINT_NAMES], q)
+    np.testing.assert_allclose([state.joint_positions[n] for n in UR_JOINTS], q)
     assert state.joint_positions[FINGER] == 0.0  # the rest of the state left as it was
     assert robot.plans[-1]['parameters']['planning_pipeline'] == 'ompl'
     np.testing.assert_allclose(robot.q_now(), q, atol=1e-12)
@@ -540,7 +540,7 @@ def test_free_move_leaving_the_envelope_is_replanned_as_a_straight_line():
     env = SafetyEnvelope()
     done = robot.executed[0]
     for i in range(len(done)):
-        tcp = tcp_of(np.array([done[i].joint_positions[n] for n in UR_JOINT_NAMES]))
+        tcp = tcp_of(np.array([done[i].joint_positions[n] for n in UR_JOINTS]))
         assert env.x_min - 0.005 <= tcp[0] <= env.x_max + 0.005
         assert env.y_min - 0.005 <= tcp[1] <= env.y_max + 0.005
     np.testing.assert_allclose(tcp_of(robot.q_now()), target.position, atol=1e-6)

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from vpg_executor.motion import JointStateCache, MotionError, TrajectoryConfig, UR_JOINT_NAMES
+from vpg_common.driver_names import UR_JOINTS
+from vpg_executor.motion import JointStateCache, MotionError, TrajectoryConfig
 from vpg_executor.primitives import highest_point_near, holding, PrimitiveConfig, PrimitiveExecutor
 from vpg_executor.safety import SafetyEnvelope, TargetRejected, TopDownPose
 from vpg_executor.trajectory_backend import JointTrajectoryBackend
@@ -15,7 +16,7 @@ class InstantArm:
 
     def __init__(self, grip_stop=None):
         self.cache = JointStateCache()
-        self.cache.update(UR_JOINT_NAMES, HOME)
+        self.cache.update(UR_JOINTS, HOME)
         self.cache.update(['robotiq_85_left_knuckle_joint'], [0.0])
         self.trajectories = []
         self.grip_stop = grip_stop  # finger position where an object stops the fingers
@@ -41,7 +42,7 @@ def test_move_to_reaches_the_pose_by_forward_kinematics():
     backend = make_backend(arm)
     target = TopDownPose(-0.5, 0.1, 0.05, 0.3)
     backend.move_to(target)
-    q = arm.cache.get(UR_JOINT_NAMES)
+    q = arm.cache.get(UR_JOINTS)
     np.testing.assert_allclose(backend.tcp_position(q), target.position, atol=1e-6)
     rotation = (backend.tool0_pose(target))[:3, :3]
     assert rotation[2, 2] == pytest.approx(-1.0)  # tool0 z points down

@@ -15,12 +15,9 @@ import threading
 import time
 
 import numpy as np
-
+from vpg_common.driver_names import GRIPPER_JOINT
 from vpg_executor.safety import TopDownPose
 from vpg_executor.ur_kinematics import forward_kinematics, forward_kinematics_batch, MODELS
-
-UR_JOINT_NAMES = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
-                  'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint')
 
 
 class MotionError(RuntimeError):
@@ -270,7 +267,7 @@ class TrajectoryConfig:
     """Seconds of readings before the move averaged as its zero (tare)."""
     gripper_closed_position: float = 0.7929
     """Finger joint position of the gripper closed on nothing (rad for the 2F-85 knuckle)."""
-    gripper_joint: str = 'robotiq_85_left_knuckle_joint'
+    gripper_joint: str = GRIPPER_JOINT
     gripper_max_effort: float = 50.0
 
 

@@ -41,9 +41,8 @@ import math
 
 from geometry_msgs.msg import Pose, PoseStamped
 import numpy as np
-
+from vpg_common.driver_names import UR_JOINTS
 from vpg_executor.motion import MotionBackend, MotionError, ParallelGripper, TcpKinematics
-from vpg_executor.motion import UR_JOINT_NAMES
 from vpg_executor.safety import TargetRejected
 
 # moveit_msgs/msg/MoveItErrorCodes.msg (ros2 branch): value -> name, for readable errors.
@@ -203,7 +202,7 @@ class MoveItBackend(MotionBackend):
 
     def __init__(self, config, envelope, moveit=None, joint_states=None, gripper_command=None,
                  settings=MoveItConfig(), plan_request_parameters=None,
-                 joint_names=UR_JOINT_NAMES):
+                 joint_names=UR_JOINTS):
         self.config = config
         self.envelope = envelope
         self.settings = settings

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import math
 
 import numpy as np
+from vpg_common.driver_names import (GRIPPER_ACTION, JOINT_STATES_TOPIC, TRAJECTORY_TOPIC,
+                                     WRENCH_TOPIC)
 from vpg_common.parameters import declare, defaults, float_range, int_range, one_of
-
 from vpg_executor.gripper_action import GripperInterface, parse_interface, SettleConfig
 from vpg_executor.motion import TrajectoryConfig
 from vpg_executor.moveit_backend import (check_velocity_scaling, MoveItConfig,
@@ -37,10 +38,10 @@ PARAMETERS = [
      float_range(-math.pi, math.pi)),
     ('robot.home_joints', list(_P.home_joints),
      'Joint angles (rad) of the home pose, out of the camera view'),
-    ('robot.trajectory_topic', '/scaled_joint_trajectory_controller/joint_trajectory',
+    ('robot.trajectory_topic', TRAJECTORY_TOPIC,
      'trajectory_msgs/JointTrajectory topic of the joint trajectory controller'),
-    ('robot.joint_states_topic', '/joint_states', 'sensor_msgs/JointState topic'),
-    ('robot.wrench_topic', '/force_torque_sensor_broadcaster/wrench',
+    ('robot.joint_states_topic', JOINT_STATES_TOPIC, 'sensor_msgs/JointState topic'),
+    ('robot.wrench_topic', WRENCH_TOPIC,
      'geometry_msgs/WrenchStamped of the tool force/torque sensor (ur_robot_driver: '
      'force_torque_sensor_broadcaster, frame tool0_controller); empty = none'),
     ('robot.contact_force', _T.contact_force,
@@ -57,7 +58,7 @@ PARAMETERS = [
      float_range(0.0001, 1)),
     ('robot.arrival_timeout_margin', _T.arrival_timeout_margin,
      'Seconds to wait for arrival beyond the trajectory duration', float_range(0, 60)),
-    ('gripper.action', '/robotiq_gripper_controller/gripper_cmd',
+    ('gripper.action', GRIPPER_ACTION,
      'Action server of the gripper controller'),
     ('gripper.interface', 'parallel_gripper_command',
      "Its action type: 'parallel_gripper_command' (control_msgs/ParallelGripperCommand: "

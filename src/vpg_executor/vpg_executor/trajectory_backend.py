@@ -9,10 +9,9 @@ stop on contact (guarded_motion.py).
 """
 
 import numpy as np
-
+from vpg_common.driver_names import UR_JOINTS
 from vpg_executor.guarded_motion import ContactMonitor, StallDetector, TrackedPath
-from vpg_executor.motion import (MotionBackend, MotionError, ParallelGripper, TcpKinematics,
-                                 UR_JOINT_NAMES)
+from vpg_executor.motion import MotionBackend, MotionError, ParallelGripper, TcpKinematics
 from vpg_executor.safety import TopDownPose
 from vpg_executor.ur_kinematics import inverse_kinematics, nearest_solution
 
@@ -39,7 +38,7 @@ class JointTrajectoryBackend(MotionBackend):
     """
 
     def __init__(self, config, envelope, joint_states, publish_trajectory, gripper_command,
-                 joint_names=UR_JOINT_NAMES):
+                 joint_names=UR_JOINTS):
         self.config = config
         self.envelope = envelope
         self.joint_states = joint_states

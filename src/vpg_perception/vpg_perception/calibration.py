@@ -24,6 +24,7 @@ import re
 
 import cv2
 import numpy as np
+from vpg_common.driver_names import CAMERA_FRAME
 from vpg_perception.heightmap import backproject, check_intrinsics, check_pose
 import yaml
 
@@ -39,7 +40,7 @@ class CameraCalibration:
     base_T_camera: np.ndarray
     depth_scale: float = 1.0
     frame_id: str = 'base'
-    camera_frame_id: str = 'camera_color_optical_frame'
+    camera_frame_id: str = CAMERA_FRAME
 
 
 def quaternion_to_matrix(xyzw):

@@ -12,12 +12,12 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
+from vpg_common.driver_names import GRIPPER_ACTION, GRIPPER_JOINT
 from vpg_common.gripper_action import action_type
 from vpg_interfaces.srv import CountObjects
-
 from vpg_sim import blocks
 from vpg_sim.cell import CellUnstable
-from vpg_sim.sim_node import FINGER_JOINT_NAME, GRIPPER_ACTION, GRIPPER_INTERFACES, SimNode
+from vpg_sim.sim_node import GRIPPER_INTERFACES, SimNode
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def _goal(action, interface, positions):
     if interface == 'gripper_command':
         goal.command.position = positions[0]
     else:
-        goal.command = JointState(name=[FINGER_JOINT_NAME] * len(positions),
+        goal.command = JointState(name=[GRIPPER_JOINT] * len(positions),
                                   position=list(positions))
     return goal
 
@@ -169,7 +169,7 @@ def test_gripper_serves_either_action_type(context, interface):
                     else result.state.position[0])
         assert result.reached_goal and position == pytest.approx(0.5, abs=0.02)
         if interface == 'parallel_gripper_command':
-            assert list(result.state.name) == [FINGER_JOINT_NAME]
+            assert list(result.state.name) == [GRIPPER_JOINT]
 
         assert not _wait(gripper.send_goal_async(_goal(action, interface, [math.nan]))).accepted
         if interface == 'parallel_gripper_command':  # the controller wants exactly one

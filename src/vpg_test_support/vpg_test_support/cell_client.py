@@ -15,16 +15,14 @@ from rclpy.action import ActionClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from vpg_common.driver_names import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
+                                     GRIPPER_ACTION, GRIPPER_JOINT, TRAJECTORY_TOPIC)
 from vpg_common.gripper_action import action_type
 from vpg_common.stamps import duration_msg, to_seconds
 from vpg_interfaces.srv import CountObjects, ResetScene
 from vpg_perception.conversions import image_to_numpy
-
 from vpg_sim import scene
-from vpg_sim.sim_node import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
-                              FINGER_JOINT_NAME, GRIPPER_ACTION, GRIPPER_INTERFACES,
-                              TRAJECTORY_TOPIC)
-
+from vpg_sim.sim_node import GRIPPER_INTERFACES
 from vpg_test_support import scripted_motion
 
 # Finger joint readings: fully closed on nothing ~0.78 rad; holding a block reads less.
@@ -133,7 +131,7 @@ class CellClient:
 
     def finger_position(self):
         names = list(self.joint_state.name)
-        return self.joint_state.position[names.index(FINGER_JOINT_NAME)]
+        return self.joint_state.position[names.index(GRIPPER_JOINT)]
 
     # -- arm ----------------------------------------------------------------------------
 
@@ -223,7 +221,7 @@ class CellClient:
             goal.command.position = float(position)
             goal.command.max_effort = 50.0
         else:
-            goal.command = JointState(name=[FINGER_JOINT_NAME], position=[float(position)])
+            goal.command = JointState(name=[GRIPPER_JOINT], position=[float(position)])
         future = self._gripper.send_goal_async(goal)
         self.wait_for(future.done, timeout, 'the gripper goal response')
         handle = future.result()
