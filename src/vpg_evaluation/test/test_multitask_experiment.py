@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from vpg_evaluation import harness
-from vpg_evaluation import multitask_experiment as experiment
+from vpg_common.primitives import GRASP, PUSH
+from vpg_evaluation import harness, multitask_experiment as experiment, multitask_models as models
 
 SYNTHETIC = Path(__file__).resolve().parents[2] / 'vpg_trainer' / 'test' / \
     'synthetic_transitions.py'
@@ -30,7 +30,7 @@ def make_replay(path, grasps, pushes, seed=0):
     synthetic = synthetic_module()
     rng = np.random.default_rng(seed)
     store = ReplayStore(path)
-    wanted = {experiment.GRASP: grasps, experiment.PUSH: pushes}
+    wanted = {GRASP: grasps, PUSH: pushes}
     step = 0
     while any(wanted.values()):
         record = synthetic.transition(rng)
@@ -47,12 +47,12 @@ def fake_pool(grasps=40, pushes=30):
     ids = np.arange(1, grasps + pushes + 1)
     rng = np.random.default_rng(7)
     rng.shuffle(ids)
-    return experiment.Pool('/pool.sqlite', np.sort(ids[:grasps]), np.sort(ids[grasps:]))
+    return models.Pool('/pool.sqlite', np.sort(ids[:grasps]), np.sort(ids[grasps:]))
 
 
 def test_split_is_nested_paired_and_seeded():
     pool = fake_pool()
-    small, large = (experiment.split_budget(pool, n, seed=1) for n in (8, 16))
+    small, large = (models.split_budget(pool, n, seed=1) for n in (8, 16))
     for split, n in ((small, 8), (large, 16)):
         grasp_only, multitask = split['grasp_only'], split['multitask']
         assert len(grasp_only[0]) == n and len(grasp_only[1]) == 0
@@ -64,42 +64,42 @@ def test_split_is_nested_paired_and_seeded():
         assert len(set(grasp_only[0])) == n and len(set(multitask[1])) == n // 2
     assert set(small['grasp_only'][0]) <= set(large['grasp_only'][0])
     assert set(small['multitask'][1]) <= set(large['multitask'][1])
-    again = experiment.split_budget(pool, 16, seed=1)
+    again = models.split_budget(pool, 16, seed=1)
     assert np.array_equal(again['grasp_only'][0], large['grasp_only'][0])
-    other = experiment.split_budget(pool, 16, seed=2)
+    other = models.split_budget(pool, 16, seed=2)
     assert not np.array_equal(other['grasp_only'][0], large['grasp_only'][0])
 
 
 def test_both_arms_get_equal_steps_and_every_transition_equally_often():
-    settings = experiment.TrainSettings(epochs=3, min_steps=0, batch_size=8)
-    steps = experiment.training_steps(16, settings)
+    settings = models.TrainSettings(epochs=3, min_steps=0, batch_size=8)
+    steps = models.training_steps(16, settings)
     assert steps == 6
-    assert experiment.training_steps(16, experiment.TrainSettings(epochs=3, min_steps=10)) == 10
-    assert experiment.training_steps(800, experiment.TrainSettings()) == 2000
+    assert models.training_steps(16, models.TrainSettings(epochs=3, min_steps=10)) == 10
+    assert models.training_steps(800, models.TrainSettings()) == 2000
     rng = np.random.default_rng(0)
-    grasp_only = experiment.arm_batches('grasp_only', 16, 0, steps, settings, rng)
-    multitask = experiment.arm_batches('multitask', 8, 8, steps, settings, rng)
+    grasp_only = models.arm_batches('grasp_only', 16, 0, steps, settings, rng)
+    multitask = models.arm_batches('multitask', 8, 8, steps, settings, rng)
     assert grasp_only.shape == multitask.shape == (steps, 8)
     assert (grasp_only < 16).all()
     assert (multitask[:, :4] < 8).all() and (multitask[:, 4:] >= 8).all()
     for batches, count in ((grasp_only, 16), (multitask, 16)):
         uses = np.bincount(batches.ravel(), minlength=count)
         assert uses.min() == uses.max() == 3
-    uneven = experiment.batch_schedule(5, 4, 3, np.random.default_rng(1))
+    uneven = models.batch_schedule(5, 4, 3, np.random.default_rng(1))
     uses = np.bincount(uneven.ravel(), minlength=5)
     assert uses.sum() == 12 and uses.max() - uses.min() <= 1
 
 
 def test_pool_and_budget_refusals_name_the_numbers():
-    with pytest.raises(experiment.ExperimentError, match='holds 40 grasps and 30 pushes; '
+    with pytest.raises(models.ExperimentError, match='holds 40 grasps and 30 pushes; '
                        'budget N = 64 needs 64 grasps'):
-        experiment.check_pool(fake_pool(), [8, 64])
-    with pytest.raises(experiment.ExperimentError, match='needs 40 grasps .* and 20 pushes'):
-        experiment.check_pool(fake_pool(grasps=40, pushes=19), [40])
-    experiment.check_pool(fake_pool(grasps=40, pushes=20), [40])
-    with pytest.raises(experiment.ExperimentError, match='even'):
-        experiment.check_budgets([8, 9])
-    assert experiment.check_budgets([16, 8]) == [8, 16]
+        models.check_pool(fake_pool(), [8, 64])
+    with pytest.raises(models.ExperimentError, match='needs 40 grasps .* and 20 pushes'):
+        models.check_pool(fake_pool(grasps=40, pushes=19), [40])
+    models.check_pool(fake_pool(grasps=40, pushes=20), [40])
+    with pytest.raises(models.ExperimentError, match='even'):
+        models.check_budgets([8, 9])
+    assert models.check_budgets([16, 8]) == [8, 16]
 
 
 def test_missing_replay_is_refused_and_nothing_is_created(tmp_path, capsys):
@@ -152,7 +152,7 @@ def test_training_runs_both_arms_and_resume_skips_trained_models(tmp_path):
         identity = json.loads(loaded.metadata.extra['experiment'])
         stats = json.loads(loaded.metadata.extra['train_stats'])
         arm = identity['arm']
-        assert loaded.metadata.variant == experiment.ARM_VARIANTS[arm]
+        assert loaded.metadata.variant == models.ARM_VARIANTS[arm]
         assert stats['steps'] == identity['steps'] == loaded.metadata.version
         assert stats['steps'] == 2 * identity['budget'] // 4
         assert (stats['grasps'], stats['pushes']) == (
@@ -189,7 +189,7 @@ def test_summary_details_table_and_plot(tmp_path):
                 (16, 1, 'grasp_only'): 2}  # (16, 1, multitask) not evaluated yet
     results = {}
     for (budget, seed, arm), successes in outcomes.items():
-        job = experiment.ModelJob(budget, seed, arm, (), ())
+        job = models.ModelJob(budget, seed, arm, (), ())
         identity = experiment.eval_identity(job, weights, eval_settings)
         runs = experiment.model_runs(fake_runs(successes, 4, identity), identity)
         results[(budget, seed, arm)] = experiment.model_result(
@@ -228,12 +228,12 @@ def test_experiment_end_to_end_in_the_cell(tmp_path):
     assert list(summary) == ['8', '16']
     for entry in summary.values():
         assert set(entry) == {'grasp_only', 'multitask', 'seeds'} and entry['seeds'] == 1
-        for arm in experiment.ARMS:
+        for arm in models.ARMS:
             assert 0.0 <= entry[arm] <= 100.0
     details = json.loads((out / 'details.json').read_text())
     records = [json.loads(line) for line in (out / 'runs.jsonl').read_text().splitlines()]
     for budget in ('8', '16'):
-        for arm in experiment.ARMS:
+        for arm in models.ARMS:
             (result,) = details['budgets'][budget][arm]['per_seed']
             assert result['attempts'] == 2 and result['complete']
             assert result['success'] == 100.0 * result['successes'] / 2
