@@ -357,7 +357,7 @@ def test_mujoco_cell_and_executor_speak_the_same_gripper_action():
 def test_cell_and_executor_default_to_the_same_gripper_action():
     # Graphs without a parameters file (the end-to-end tests) rely on the defaults agreeing.
     from vpg_executor.parameters import PARAMETERS as EXECUTOR
-    from vpg_sim.sim_node import GRIPPER_INTERFACES
+    from vpg_sim.sim_parameters import GRIPPER_INTERFACES
     executor_default = next(default for name, default, *_ in EXECUTOR
                             if name == 'gripper.interface')
     assert GRIPPER_INTERFACES[0] == executor_default == 'parallel_gripper_command'

@@ -17,7 +17,8 @@ from vpg_common.gripper_action import action_type
 from vpg_interfaces.srv import CountObjects
 from vpg_sim import blocks
 from vpg_sim.cell import CellUnstable
-from vpg_sim.sim_node import GRIPPER_INTERFACES, SimNode
+from vpg_sim.sim_node import SimNode
+from vpg_sim.sim_parameters import GRIPPER_INTERFACES
 
 
 @pytest.fixture

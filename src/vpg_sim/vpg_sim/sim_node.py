@@ -35,7 +35,6 @@ MUJOCO_GL selects the render backend (egl by default here, or osmesa).
 
 import array
 import ctypes
-from dataclasses import dataclass
 import math
 import os
 import threading
@@ -43,7 +42,7 @@ import time
 
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
@@ -51,30 +50,24 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
-from vpg_common.driver_names import (CAMERA_FRAME, COLOR_INFO_TOPIC, COLOR_TOPIC,
-                                     DEPTH_INFO_TOPIC, DEPTH_TOPIC, GRIPPER_ACTION,
-                                     GRIPPER_JOINT, JOINT_STATES_TOPIC, TCP_POSE_TOPIC,
-                                     TRAJECTORY_TOPIC, WRENCH_FRAME, WRENCH_TOPIC)
-from vpg_common.gripper_action import action_type, GripperInterface, parse_interface
+from vpg_common.driver_names import (CAMERA_FRAME, COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC,
+                                     DEPTH_TOPIC, GRIPPER_ACTION, GRIPPER_JOINT,
+                                     JOINT_STATES_TOPIC, TCP_POSE_TOPIC, TRAJECTORY_TOPIC,
+                                     WRENCH_FRAME, WRENCH_TOPIC)
+from vpg_common.gripper_action import action_type
 from vpg_common.node_runner import run_node
-from vpg_common.parameters import declare, float_range, int_range, one_of
 from vpg_common.stamps import split_seconds, to_seconds
 from vpg_interfaces.srv import CountObjects, ResetScene
 from vpg_perception.conversions import numpy_to_image
-
 from vpg_sim import blocks, depth_model, scene
 from vpg_sim.camera import RgbdRenderer
 from vpg_sim.cell import Cell, CellConfig
 from vpg_sim.force_sensor import ForceSensor, ForceSensorConfig
 from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome
 from vpg_sim.randomization import RandomizationRanges
+from vpg_sim.sim_parameters import declare_parameters
 from vpg_sim.timing import FrameScheduler, pace_rate, Pacer, Periodic
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
-
-GRIPPER_INTERFACES = (GripperInterface.PARALLEL_GRIPPER_COMMAND.value,
-                      GripperInterface.GRIPPER_COMMAND.value)
-"""The gripper action types the cell can serve (vpg_common.gripper_action), default first:
-the one ros2_robotiq_gripper serves from Kilted on, as the executor's default."""
 
 
 def gripper_goal_position(interface, request):
@@ -110,98 +103,6 @@ TCP_POSE_EVERY = 5
 """Publish the tool pose with every 5th joint state (10-20 Hz): every message costs CPU."""
 _SERVICE_TIMEOUT = 60.0  # s of wall time a reset may take to settle
 _REST_FRAME_DWELL = 0.03  # s of simulated stillness before the extra rest frame
-
-
-@dataclass(frozen=True)
-class SimParams:
-    """The node's parameters (see declare_parameters for meanings)."""
-
-    seed: int
-    num_objects: int
-    test_case_file: str
-    real_time_factor: float
-    idle_real_time_factor: float
-    physics_timestep: float
-    clock_rate_hz: float
-    joint_state_rate_hz: float
-    camera_rate_hz: float
-    camera_max_wall_rate_hz: float
-    depth_model: str
-    randomize: bool
-    randomization_seed: int
-    calibration_marker: bool
-    removal_height: float
-    gripper_interface: str = GRIPPER_INTERFACES[0]
-    wrench_rate_hz: float = 100.0
-    wrench_noise_std: float = 1.0
-    wrench_offset: tuple = (0.0, 0.0, 0.0)
-    camera_enabled: bool = True
-
-
-def declare_parameters(node):
-    """Declare every parameter once (type, default, description, range); return SimParams."""
-    specs = [
-        ('seed', 0, 'Seed of the initial random scene and of depth noise.',
-         int_range(0, 2 ** 31 - 1)),
-        ('num_objects', 10, 'Random blocks dropped at start-up (unless test_case_file).',
-         int_range(0, 50)),
-        ('test_case_file', '', 'Test case to load at start-up (VPG line format or ours).', {}),
-        ('real_time_factor', 1.0,
-         'Simulated seconds per wall second while anything moves; 0 = as fast as possible.',
-         float_range(0.0, 100.0)),
-        ('idle_real_time_factor', 1.0,
-         'At most this many simulated seconds per wall second while the cell is at rest '
-         '(arm still, no gripper goal, blocks settled), to leave the CPU to other nodes; '
-         '0 = no limit.', float_range(0.0, 100.0)),
-        ('physics_timestep', 0.002, 'Physics step, seconds.',
-         float_range(0.0005, 0.01)),
-        ('clock_rate_hz', 50.0, '/clock messages per simulated second.',
-         float_range(1.0, 1000.0)),
-        ('joint_state_rate_hz', 100.0, '/joint_states messages per simulated second.',
-         float_range(1.0, 1000.0)),
-        ('camera_rate_hz', 5.0, 'Camera frames per simulated second; 0 = camera off.',
-         float_range(0.0, 60.0)),
-        ('camera_max_wall_rate_hz', 2.0,
-         'At most this many frames per wall second (matters when faster than real time); '
-         '0 = no limit. The first frame after the cell comes to rest is always rendered.',
-         float_range(0.0, 60.0)),
-        ('depth_model', 'd415',
-         "Depth sensor model (vpg_sim.depth_model): 'd415' or 'd435' (RealSense noise, stereo "
-         "shadows, dark-surface holes, 1 mm steps) or 'ideal' (exact depth in 1 mm steps).",
-         one_of(*sorted(depth_model.PROFILES))),
-        ('randomize', False,
-         'Draw friction, masses, colours, light, camera pose and depth scale anew for each '
-         'scene (vpg_sim.randomization; for training).', {}),
-        ('randomization_seed', 0, "Seed of the randomisation's draws.",
-         int_range(0, 2 ** 31 - 1)),
-        ('calibration_marker', False,
-         'Fix a 4x4 checkerboard to the tool (centre corner at scene.CALIBRATION_MARKER_OFFSET '
-         'in tool0).', {}),
-        ('gripper.interface', GRIPPER_INTERFACES[0],
-         "Gripper action type: 'parallel_gripper_command' (ros2_robotiq_gripper from Kilted "
-         "on) or 'gripper_command' (up to Jazzy).",
-         one_of(*GRIPPER_INTERFACES)),
-        ('removal_height', 0.1,
-         'A block held by the gripper this far (m) above the table counts as removed.',
-         float_range(0.02, 1.0)),
-        ('wrench_rate_hz', 100.0,
-         'Tool wrench messages per simulated second (the UR publishes 500 Hz); 0 = off.',
-         float_range(0.0, 1000.0)),
-        ('wrench_noise_std', 1.0,
-         'Gaussian noise of the tool force, N per axis (torque: 0.02 N m per N).',
-         float_range(0.0, 20.0)),
-        ('wrench_offset', [0.0, 0.0, 0.0],
-         'Constant force offset of the sensor (untared), N, tool0 frame.', {}),
-    ]
-    values = declare(node, specs)
-    values['gripper_interface'] = parse_interface(values.pop('gripper.interface')).value
-    depth_model.profile(values['depth_model'])  # ValueError for an unknown one
-    values['wrench_offset'] = tuple(float(v) for v in values['wrench_offset'])
-    values['camera_enabled'] = node.declare_parameter(
-        'camera_enabled', True, ParameterDescriptor(
-            description='Publish camera frames; may be set at run time, false emulates a '
-                        'camera that stopped streaming (fault injection).')).value
-    return SimParams(**values)
 
 
 class _RejectionLog:

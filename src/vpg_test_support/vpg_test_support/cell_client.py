@@ -22,7 +22,7 @@ from vpg_common.stamps import duration_msg, to_seconds
 from vpg_interfaces.srv import CountObjects, ResetScene
 from vpg_perception.conversions import image_to_numpy
 from vpg_sim import scene
-from vpg_sim.sim_node import GRIPPER_INTERFACES
+from vpg_sim.sim_parameters import GRIPPER_INTERFACES
 from vpg_test_support import scripted_motion
 
 # Finger joint readings: fully closed on nothing ~0.78 rad; holding a block reads less.
