@@ -28,8 +28,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-from vpg_common.driver_names import (CAMERA_FRAME, COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC,
-                                     JOINT_STATES_TOPIC, TRAJECTORY_TOPIC, UR_JOINTS)
+from vpg_common.driver_names import CAMERA_FRAME, JOINT_STATES_TOPIC, TRAJECTORY_TOPIC, UR_JOINTS
 from vpg_common.parameters import declare, float_range, int_range
 from vpg_common.stamps import duration_msg
 from vpg_executor.ur_kinematics import (forward_kinematics, inverse_kinematics, MODELS,
@@ -37,6 +36,7 @@ from vpg_executor.ur_kinematics import (forward_kinematics, inverse_kinematics, 
 from vpg_perception.calibration import (calibration_grid, CameraCalibration, fit_camera_pose,
                                         intrinsics_comment, load_calibration, observe_marker,
                                         pose_difference, save_calibration, top_down_tool_pose)
+from vpg_perception.camera_input import CAMERA_INPUT_PARAMETERS
 from vpg_perception.conversions import (color_image_to_rgb, depth_image_to_metres,
                                         ImageConversionError)
 from vpg_perception.frame_sync import FramePairer, Stream
@@ -137,13 +137,7 @@ def declare_parameters(node):
          'Base frame the kinematics (and so the calibration) are expressed in: the base frame '
          'of the UR controller.', {}),
         ('camera_frame_id', CAMERA_FRAME, 'Camera optical frame name.', {}),
-        ('max_stamp_difference', 0.02,
-         'Colour and depth frames pair when their stamps differ by at most this, seconds.',
-         float_range(0.0, 1.0)),
-        ('color_topic', COLOR_TOPIC, 'Colour image (rgb8 or bgr8).', {}),
-        ('depth_topic', DEPTH_TOPIC,
-         'Depth aligned to colour (16UC1 millimetres or 32FC1 metres).', {}),
-        ('camera_info_topic', COLOR_INFO_TOPIC, 'Colour camera_info.', {}),
+        *CAMERA_INPUT_PARAMETERS,
         ('joint_states_topic', JOINT_STATES_TOPIC, 'Arm joint states.', {}),
         ('trajectory_topic', TRAJECTORY_TOPIC,
          'JointTrajectory command topic of the arm controller.', {}),

@@ -47,6 +47,13 @@ def entry_parts(entry):
     return name, default, description, dict(constraints or {})
 
 
+def unranged(table):
+    """Names of the table's numeric entries (not bools) that declare no range."""
+    return [name for name, default, _, constraints in map(entry_parts, table)
+            if isinstance(default, (int, float)) and not isinstance(default, bool)
+            and not {'floating_point_range', 'integer_range'} & set(constraints)]
+
+
 def defaults(table):
     """Name -> default of every entry."""
     return {entry[0]: entry[1] for entry in table}

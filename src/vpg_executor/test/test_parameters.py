@@ -5,6 +5,7 @@ import math
 import pytest
 import rclpy
 from rclpy.exceptions import InvalidParameterValueException
+from vpg_common.parameters import unranged
 from vpg_executor.parameters import build_parameters, declare_parameters, PARAMETERS
 
 
@@ -54,11 +55,8 @@ def test_node_declares_every_parameter():
 
 
 def test_every_number_declares_its_range():
-    numbers = [entry for entry in PARAMETERS
-               if isinstance(entry[1], (int, float)) and not isinstance(entry[1], bool)]
-    unranged = [entry[0] for entry in numbers if len(entry) < 4
-                or not {'floating_point_range', 'integer_range'} & set(entry[3])]
-    assert numbers and not unranged
+    assert unranged(PARAMETERS) == []
+    assert unranged([('probe', 1.0, 'a number without a range')]) == ['probe']
 
 
 def test_out_of_range_value_is_refused_when_declared():

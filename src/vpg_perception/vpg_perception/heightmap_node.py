@@ -36,13 +36,13 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
-from vpg_common.driver_names import COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from vpg_common.node_runner import run_node
 from vpg_common.parameters import check_choice, declare, float_range, one_of
 from vpg_common.stamps import NS_PER_S, to_nanoseconds
 from vpg_interfaces.msg import Heightmap
 from vpg_interfaces.srv import GetHeightmap
 from vpg_perception.calibration import load_calibration
+from vpg_perception.camera_input import CAMERA_INPUT_PARAMETERS
 from vpg_perception.conversions import (color_image_to_rgb, depth_image_to_metres,
                                         heightmap_to_msg, ImageConversionError, numpy_to_image)
 from vpg_perception.frame_sync import FramePairer, Stream
@@ -95,14 +95,7 @@ def declare_parameters(node):
          'Points at or above this height (metres, base frame) are ignored.', float_range(-10, 10)),
         ('heightmap_resolution', default.resolution, 'Metres per heightmap pixel.',
          float_range(1e-4, 0.1)),
-        ('max_stamp_difference', 0.02,
-         'Colour and depth frames pair when their stamps differ by at most this, seconds.',
-         float_range(0.0, 1.0)),
-        ('color_topic', COLOR_TOPIC, 'Colour image (rgb8 or bgr8).', {}),
-        ('depth_topic', DEPTH_TOPIC,
-         'Depth aligned to colour (16UC1 millimetres or 32FC1 metres).', {}),
-        ('camera_info_topic', COLOR_INFO_TOPIC,
-         'camera_info of the colour stream (its K is used for the aligned depth too).', {}),
+        *CAMERA_INPUT_PARAMETERS,
         ('visualization_max_height', 0.15,
          'Height (metres) shown at the top of the colour scale of heightmap/height_colored.',
          float_range(1e-3, 10.0)),

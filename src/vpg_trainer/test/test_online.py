@@ -172,13 +172,10 @@ def test_change_rule_keeps_vpgs_push_reward_and_unknown_rules_are_refused(tmp_pa
 def test_every_number_declares_its_range_and_a_node_refuses_one_outside_it():
     from rclpy.exceptions import InvalidParameterValueException
     from rclpy.parameter import Parameter
+    from vpg_common.parameters import unranged
     from vpg_trainer.trainer_node import declare_parameters, PARAMETERS
 
-    numbers = [entry for entry in PARAMETERS
-               if isinstance(entry[1], (int, float)) and not isinstance(entry[1], bool)]
-    unranged = [entry[0] for entry in numbers if len(entry) < 4
-                or not {'floating_point_range', 'integer_range'} & set(entry[3])]
-    assert numbers and not unranged
+    assert unranged(PARAMETERS) == []
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
