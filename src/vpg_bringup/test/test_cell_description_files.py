@@ -15,9 +15,15 @@ import xml.dom.minidom
 
 import numpy as np
 import pytest
+import rclpy
+from rclpy.parameter import Parameter
 from vpg_common import driver_names
 from vpg_common.driver_names import UR_JOINTS
+from vpg_executor.parameters import declare_parameters as executor_declare
 from vpg_perception.calibration import load_calibration
+from vpg_perception.heightmap_node import declare_parameters as heightmap_declare
+from vpg_policy.policy_node import declare_parameters as policy_declare
+from vpg_trainer.trainer_node import declare_parameters as trainer_declare
 import yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -75,6 +81,44 @@ def parameters(section):
 
 def executor_parameters(name):
     return parameters(load_yaml(CONFIG_DIR / name)['/**/executor'])
+
+
+def flat_parameters(values, prefix=''):
+    """(dotted name, value) of a ros__parameters block, nested keys joined as ROS does."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from flat_parameters(value, f'{prefix}{key}.')
+        else:
+            yield f'{prefix}{key}', value
+
+
+# Each shipped parameter file and the nodes of ours it configures, with their declarations.
+DECLARATIONS = {'executor': executor_declare, 'heightmap': heightmap_declare,
+                'policy': policy_declare, 'trainer': trainer_declare}
+
+
+@pytest.mark.parametrize('name', ['real.yaml', 'gazebo.yaml', 'sim.yaml', 'trainer.yaml'])
+def test_parameter_files_pass_the_nodes_own_declarations(name):
+    """Types and ranges as rclpy enforces them: real.yaml and gazebo.yaml never start here."""
+    checked = []
+    for key, section in load_yaml(CONFIG_DIR / name).items():
+        node_name = key.rsplit('/', 1)[-1]
+        if node_name not in DECLARATIONS:
+            continue
+        overrides = [Parameter(n, value=v) for n, v in flat_parameters(parameters(section))]
+        if node_name == 'trainer':
+            overrides.append(Parameter('run_dir', value='/nonexistent/run'))
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        try:
+            node = rclpy.create_node('declaration_probe', context=context,
+                                     parameter_overrides=overrides)
+            DECLARATIONS[node_name](node)
+            node.destroy_node()
+        finally:
+            rclpy.shutdown(context=context)
+        checked.append(node_name)
+    assert checked
 
 
 # The action type each gripper controller serves, as executor gripper.interface names it.
