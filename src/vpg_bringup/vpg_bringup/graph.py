@@ -13,7 +13,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from vpg_common.driver_names import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
                                      GRIPPER_ACTION, JOINT_STATES_TOPIC, TCP_POSE_TOPIC,
-                                     TRAJECTORY_TOPIC, WRENCH_TOPIC)
+                                     TOOL_CONTACT_ACTION, TRAJECTORY_TOPIC, WRENCH_TOPIC)
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,8 @@ def _driver_topics(ns):
     """Keep the drivers' absolute topic names inside a cell's namespace (many cells)."""
     if not ns:
         return ()
-    topics = (JOINT_STATES_TOPIC, TRAJECTORY_TOPIC, GRIPPER_ACTION, TCP_POSE_TOPIC, WRENCH_TOPIC)
+    topics = (JOINT_STATES_TOPIC, TRAJECTORY_TOPIC, GRIPPER_ACTION, TCP_POSE_TOPIC, WRENCH_TOPIC,
+              TOOL_CONTACT_ACTION)
     return tuple((topic, f'{ns}{topic}') for topic in topics) + _camera_topics(ns)
 
 

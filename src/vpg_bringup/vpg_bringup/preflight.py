@@ -26,9 +26,10 @@ from std_msgs.msg import Header
 from vpg_bringup import preflight_checks as checks
 from vpg_bringup.graph import DEFAULT_UR_TYPE, enclave
 from vpg_bringup.pick_all_client import _ActionClient
+from vpg_common import tool_contact_action
 from vpg_common.client_node import ClientNode
 from vpg_common.driver_names import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC,
-                                     JOINT_STATES_TOPIC, TCP_POSE_TOPIC)
+                                     JOINT_STATES_TOPIC, TCP_POSE_TOPIC, TOOL_CONTACT_ACTION)
 from vpg_common.stamps import to_seconds
 from vpg_executor import gripper_action
 from vpg_executor.parameters import PARAMETERS
@@ -39,7 +40,8 @@ from vpg_policy.weights import read_weights, WeightsError
 
 ENCLAVE = enclave('preflight')
 REQUIRED_CONTROLLERS = ('joint_state_broadcaster', 'scaled_joint_trajectory_controller',
-                        'robotiq_gripper_controller', 'robotiq_activation_controller')
+                        'tool_contact_controller', 'robotiq_gripper_controller',
+                        'robotiq_activation_controller')
 EXECUTOR_PARAMETERS = ('robot.model', 'robot.tcp_offset', 'robot.tcp_yaw_offset',
                        'robot.trajectory_topic', 'robot.joint_states_topic', 'gripper.action',
                        'gripper.interface', 'gripper.joint', 'gripper.closed_position',
@@ -271,7 +273,10 @@ class Preflight:
                     self.node.count_subscribers(executor['robot.trajectory_topic']) > 0,
                 f'gripper action ({executor["gripper.action"]})':
                     self.action_server_present(executor['gripper.action'],
-                                               executor['gripper.interface'])}))
+                                               executor['gripper.interface']),
+                f'tool contact action ({TOOL_CONTACT_ACTION})':
+                    self.action_client(tool_contact_action.action_type(), TOOL_CONTACT_ACTION)
+                    .wait_for_server(timeout_sec=min(self.args.timeout, 3.0))}))
         if args.move:
             results.append(self.gripper_motion(executor))
         policy = self.parameters('policy', ['weights_path'])

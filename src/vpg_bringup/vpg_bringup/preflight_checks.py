@@ -275,7 +275,10 @@ def check_controllers(states, required, graph_fallback=None):
         return CheckResult(name, False, detail,
                            'a UR program that is not running deactivates them '
                            '(controller_stopper): press play on the pendant; otherwise '
-                           'see the spawner output, e.g. `ros2 control list_controllers`')
+                           'see the spawner output, e.g. `ros2 control list_controllers`; '
+                           'ur_control.launch.py loads tool_contact_controller inactive: '
+                           '`ros2 control switch_controllers --activate '
+                           'tool_contact_controller`')
     return CheckResult(name, True, detail)
 
 

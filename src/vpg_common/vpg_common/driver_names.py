@@ -5,7 +5,7 @@ One copy, so the executor, the heightmap node, the calibrate and preflight tools
 graph and the MuJoCo cell cannot drift apart; the tests keep the literal strings, so a change
 here that leaves the drivers' names fails them. Sources: ur_robot_driver (Jazzy/Kilted,
 config/ur_controllers.yaml: scaled_joint_trajectory_controller, force_torque_sensor_broadcaster
-with frame tool0_controller, tcp_pose_broadcaster), ros2_robotiq_gripper
+with frame tool0_controller, tcp_pose_broadcaster; tool_contact_controller), ros2_robotiq_gripper
 (robotiq_gripper_controller, joint robotiq_85_left_knuckle_joint) and realsense2_camera launched
 with camera_namespace and camera_name `camera` and align_depth.enable.
 """
@@ -19,6 +19,8 @@ WRENCH_TOPIC = '/force_torque_sensor_broadcaster/wrench'
 WRENCH_FRAME = 'tool0_controller'
 TCP_POSE_TOPIC = '/tcp_pose_broadcaster/pose'
 """geometry_msgs/PoseStamped of tool0 as the robot controller computes it (frame `base`)."""
+TOOL_CONTACT_ACTION = '/tool_contact_controller/detect_tool_contact'
+"""ur_msgs/action/ToolContact: while a goal is active the robot stops on a tool contact."""
 
 GRIPPER_ACTION = '/robotiq_gripper_controller/gripper_cmd'
 GRIPPER_JOINT = 'robotiq_85_left_knuckle_joint'

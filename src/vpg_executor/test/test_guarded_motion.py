@@ -311,3 +311,85 @@ def test_grasp_that_lands_on_something_rises_by_the_fingertip_dip_before_closing
         assert rise_z - stop_z == pytest.approx(config.contact_lift, abs=1e-3)
     finally:
         arm.close()
+
+
+class ControllerStop:
+    """
+    The robot controller's tool contact stop, as the backend's `tool_contact` sees it.
+
+    BlockedArm freezes at its floor, as a controller that stopped on contact would; this fake
+    reports the stop once the TCP is there. refuse=True: the controller refuses the goal.
+    """
+
+    def __init__(self, arm, refuse=False):
+        self.arm, self.refuse = arm, refuse
+        self.started = self.ended = 0
+
+    def start(self):
+        if self.refuse:
+            return None
+        self.started += 1
+        return self
+
+    def triggered(self):
+        return self.arm.backend.tcp_position(self.arm.q)[2] < self.arm.floor_z + 0.002
+
+    def end(self):
+        self.ended += 1
+
+
+def controller_stop_arm(refuse=False):
+    arm = BlockedArm(floor_z=0.06)
+    stop = ControllerStop(arm, refuse)
+    arm.backend = JointTrajectoryBackend(TrajectoryConfig(model='ur5e_menagerie'),
+                                         SafetyEnvelope(max_joint_speed=2.0), arm.cache,
+                                         arm.publish, arm.gripper, tool_contact=stop)
+    return arm, stop
+
+
+def test_a_guarded_descent_arms_the_controller_stop_and_ends_it():
+    arm, stop = controller_stop_arm()
+    try:
+        backend = arm.backend
+        assert backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
+        assert stop.started == 0  # an unguarded move does not arm it
+        started = time.monotonic()
+        assert not backend.move_to(TopDownPose(-0.5, 0.0, 0.02, 0.0), linear=True,
+                                   guarded=True)
+        assert time.monotonic() - started < 5.0
+        assert (stop.started, stop.ended) == (1, 1)
+        assert backend.last_guard == 'tool_contact'
+        assert backend.last_stopped_by == 'tool_contact'
+        # Stopped at the floor, not 2 cm of path error later; then held there.
+        z = backend.current_tcp_position()[2]
+        assert 0.06 <= z < 0.0625
+        hold = arm.trajectories[-1]
+        assert hold.shape[0] == 1
+        assert backend.tcp_position(hold[-1])[2] == pytest.approx(z, abs=1e-6)
+    finally:
+        arm.close()
+
+
+def test_a_push_stroke_is_not_guarded_by_the_controller_stop():
+    arm, stop = controller_stop_arm()
+    try:
+        backend = arm.backend
+        backend.move_to(TopDownPose(-0.5, 0.0, 0.10, 0.0))
+        assert backend.move_to(TopDownPose(-0.45, 0.0, 0.10, 0.0), linear=True, guarded=True)
+        assert stop.started == 0
+        assert backend.last_guard == 'path'
+    finally:
+        arm.close()
+
+
+def test_a_refused_controller_stop_leaves_the_path_guard_in_charge():
+    arm, stop = controller_stop_arm(refuse=True)
+    try:
+        backend = arm.backend
+        backend.move_to(TopDownPose(-0.5, 0.0, 0.15, 0.0))
+        assert not backend.move_to(TopDownPose(-0.5, 0.0, 0.02, 0.0), linear=True,
+                                   guarded=True)
+        assert backend.last_guard == 'path' and backend.last_stopped_by == 'path'
+        assert stop.ended == 0
+    finally:
+        arm.close()

@@ -4,7 +4,8 @@ executor_node: runs push/grasp primitives on the arm and serves the `pick_all` a
 Thin rclpy wrapper over the ROS-free core (pick_all.PickAllLoop, primitives, motion, safety).
 Talks to the arm like ur_robot_driver expects (JointTrajectory on the joint trajectory
 controller's topic, /joint_states), to the gripper through control_msgs' GripperCommand or
-ParallelGripperCommand action (parameter gripper.interface),
+ParallelGripperCommand action (parameter gripper.interface), to the robot controller's stop on
+tool contact for guarded descents (ur_robot_driver's tool_contact_controller, tool_contact_client),
 to perception through `get_heightmap` and to the policy through `choose_primitive`; publishes
 every executed action as a Transition on `transitions`.
 
@@ -28,6 +29,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from vpg_common.futures import wait_future
 from vpg_common.node_runner import run_node
 from vpg_common.qos import TRANSITIONS_QOS
 from vpg_common.stamps import duration_msg, to_seconds
@@ -40,6 +42,7 @@ from vpg_executor.pick_all import (Choice, format_timing, Goal, goal_problem, Ob
 from vpg_executor.primitives import PrimitiveExecutor
 from vpg_executor.rewards import reward, scene_changed
 from vpg_executor.safety import TargetRejected
+from vpg_executor.tool_contact_client import ToolContactClient
 from vpg_executor.trajectory_backend import JointTrajectoryBackend
 from vpg_interfaces.action import PickAll
 from vpg_interfaces.msg import PrimitiveAction, Transition
@@ -49,17 +52,6 @@ from vpg_perception.conversions import heightmap_from_msg
 
 _STATUS_NAMES = {GoalStatus.STATUS_ABORTED: 'aborted', GoalStatus.STATUS_CANCELED: 'canceled',
                  GoalStatus.STATUS_UNKNOWN: 'unknown'}
-
-
-def wait_future(future, timeout, stop=None):
-    """Block the calling (worker) thread until future is done; False on timeout or stop."""
-    done = threading.Event()
-    future.add_done_callback(lambda _: done.set())
-    deadline = time.monotonic() + timeout
-    while not done.wait(max(0.0, min(0.1, deadline - time.monotonic()))):
-        if (stop is not None and stop.is_set()) or time.monotonic() >= deadline:
-            return future.done()
-    return True
 
 
 class RobotStateListener:
@@ -160,9 +152,15 @@ class ExecutorNode(Node):
                                  joint_states=self._joint_states,
                                  gripper_command=self._gripper_command,
                                  settings=self.params.moveit)
+        values = self.params.values
+        tool_contact = None
+        if values['robot.tool_contact_action']:
+            tool_contact = ToolContactClient(
+                self, values['robot.tool_contact_action'], values['robot.tool_contact_timeout'],
+                callback_group=self._io_group, stop=self._stopping)
         return JointTrajectoryBackend(self.params.trajectory, self.params.envelope,
                                       self._joint_states, self._publish_trajectory,
-                                      self._gripper_command)
+                                      self._gripper_command, tool_contact=tool_contact)
 
     def _on_joint_states(self, msg):
         if len(msg.name) != len(msg.position) or not np.all(np.isfinite(msg.position)):
@@ -194,10 +192,12 @@ class ExecutorNode(Node):
         goal = gripper_action.make_goal(self._gripper_action, self._gripper_interface,
                                         joint, position, max_effort)
         started = time.monotonic()
-        start = self._joint_states.get([joint])
+        # Wait for one: right after start-up (or on a loaded machine) none may have come yet.
+        start = self._joint_states.wait_for([joint], lambda _: True, timeout)
         if start is None:
-            raise MotionError(f'no joint state for {joint}: cannot tell when the fingers '
-                              'have moved')
+            self._raise_if_stopping(MotionError)
+            raise MotionError(f'no joint state for {joint} within {timeout} s: cannot tell '
+                              'when the fingers have moved')
         settle = gripper_action.SettleDetector(position, start[0], self._joint_states.now(),
                                                self.params.gripper_settle)
         sent = self._gripper_client.send_goal_async(goal)

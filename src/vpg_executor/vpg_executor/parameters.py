@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import math
 
 import numpy as np
-from vpg_common.driver_names import (GRIPPER_ACTION, JOINT_STATES_TOPIC, TRAJECTORY_TOPIC,
-                                     WRENCH_TOPIC)
+from vpg_common.driver_names import (GRIPPER_ACTION, JOINT_STATES_TOPIC, TOOL_CONTACT_ACTION,
+                                     TRAJECTORY_TOPIC, WRENCH_TOPIC)
 from vpg_common.parameters import declare, defaults, float_range, int_range, one_of
 from vpg_executor.gripper_action import GripperInterface, parse_interface, SettleConfig
 from vpg_executor.motion import TrajectoryConfig
@@ -44,6 +44,13 @@ PARAMETERS = [
     ('robot.wrench_topic', WRENCH_TOPIC,
      'geometry_msgs/WrenchStamped of the tool force/torque sensor (ur_robot_driver: '
      'force_torque_sensor_broadcaster, frame tool0_controller); empty = none'),
+    ('robot.tool_contact_action', TOOL_CONTACT_ACTION,
+     "Action of ur_robot_driver's tool_contact_controller (ur_msgs/ToolContact): guarded "
+     "descents arm the robot controller's own stop on tool contact with it; empty = not "
+     'used. Not served: the wrench and path guards decide alone'),
+    ('robot.tool_contact_timeout', 1.0,
+     'Seconds to wait for the tool contact goal to be accepted, and to end after a descent',
+     float_range(0.01, 10)),
     ('robot.contact_force', _T.contact_force,
      'Guarded moves stop when the force along the tool axis changed by more than this (N) '
      'since the move began; 0 = off (path/stall guard only). Default: 5x the UR5e sensor '

@@ -5,7 +5,9 @@ The joint-trajectory motion backend: UR inverse kinematics, trajectories, arriva
 trajectories to the joint trajectory controller (ur_robot_driver's
 `scaled_joint_trajectory_controller`, or the MuJoCo cell), then checks arrival on
 /joint_states. Its ROS I/O is injected as callables so the core stays ROS-free. Guarded moves
-stop on contact (guarded_motion.py).
+stop on contact (guarded_motion.py); guarded descents also arm the robot controller's own stop
+on tool contact where one is offered (ur_robot_driver's tool_contact_controller, or the MuJoCo
+cell's copy), which stops the arm within a control cycle instead of a ROS round trip.
 """
 
 import numpy as np
@@ -34,11 +36,14 @@ class JointTrajectoryBackend(MotionBackend):
 
     publish_trajectory(joint_names, times, positions, velocities) sends one trajectory;
     gripper_command(position, max_effort) commands the fingers and returns once they settled
-    (or its own timeout passed). Every pose and joint target passes the safety envelope.
+    (or its own timeout passed). tool_contact: None, or an object whose start() turns on the
+    controller's tool contact stop and returns a request with triggered() and end() (None when
+    the controller refused); guarded descents use it. Every pose and joint target passes the
+    safety envelope.
     """
 
     def __init__(self, config, envelope, joint_states, publish_trajectory, gripper_command,
-                 joint_names=UR_JOINTS):
+                 joint_names=UR_JOINTS, tool_contact=None):
         self.config = config
         self.envelope = envelope
         self.joint_states = joint_states
@@ -48,10 +53,16 @@ class JointTrajectoryBackend(MotionBackend):
         self.kinematics = TcpKinematics(config)
         self._params = self.kinematics.params
         self.commanded = []  # (kind, target) log of what was sent, newest last (bounded)
+        self.tool_contact = tool_contact
         self.last_guard = None
-        """What guarded the last guarded move: 'force' (tool wrench) or 'path' (tracking)."""
+        """
+        What guarded the last guarded move: 'tool_contact' (the controller's stop, with the
+        wrench beside it), 'force' (tool wrench) or 'path' (tracking).
+        """
         self.last_contact_force = None
         """Tool-axis force change (N) at the last force-guarded stop."""
+        self.last_stopped_by = None
+        """What stopped the last guarded move that stopped: 'tool_contact', 'force', 'path'."""
 
     # --- kinematics -----------------------------------------------------------------------
     def tool0_pose(self, pose):
@@ -160,6 +171,24 @@ class JointTrajectoryBackend(MotionBackend):
             duration = float(times[-1])
         self.commanded.append(('joints', positions[-1].copy()))
         del self.commanded[:-1000]
+        request = None
+        if guarded and self.tool_contact is not None and self._is_descent(q_now, positions[-1]):
+            request = self.tool_contact.start()
+        try:
+            return self._follow(times, positions, velocities, duration, q_now, guarded,
+                                request)
+        finally:
+            if request is not None:
+                request.end()
+
+    def _is_descent(self, q_from, q_to):
+        """Whether the TCP goes straight down (within 1 cm sideways) from q_from to q_to."""
+        start, end = self.tcp_position(q_from), self.tcp_position(q_to)
+        drop = float(start[2] - end[2])
+        return drop > 1e-3 and float(np.linalg.norm(end[:2] - start[:2])) < 0.01
+
+    def _follow(self, times, positions, velocities, duration, q_now, guarded, request):
+        """Send the trajectory and wait for arrival, or for a block if the move is guarded."""
         self._publish(self.joint_names, times, positions, velocities)
         path = TrackedPath(np.concatenate([[0.0], times]), np.vstack([q_now, positions]),
                            self.config.path_lag)
@@ -178,12 +207,16 @@ class JointTrajectoryBackend(MotionBackend):
         blocked = []
         contact = self._contact_monitor() if guarded else None
         if guarded:
-            self.last_guard = 'force' if contact is not None else 'path'
+            self.last_guard = ('tool_contact' if request is not None
+                               else 'force' if contact is not None else 'path')
 
         def arrived_or_blocked(q):
-            if contact is not None and contact.touched():
-                blocked.append((0.0, float(np.max(np.abs(q - target))), 0.0, q))
-                return True
+            for by, touched in (('tool_contact', request is not None and request.triggered()),
+                                ('force', contact is not None and contact.touched())):
+                if touched:
+                    blocked.append((0.0, float(np.max(np.abs(q - target))), 0.0, q))
+                    self.last_stopped_by = by
+                    return True
             if np.max(np.abs(q - target)) < self.config.arrival_tolerance:
                 return True
             now = self.joint_states.now()
@@ -196,6 +229,7 @@ class JointTrajectoryBackend(MotionBackend):
             error = path.error(q, t)
             if error > self.config.path_tolerance or stall.update(q, t):
                 blocked.append((error, float(np.max(np.abs(q - target))), t, q))
+                self.last_stopped_by = 'path'
                 return True
             return False
 

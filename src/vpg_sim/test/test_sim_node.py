@@ -19,12 +19,14 @@ import numpy as np
 import pytest
 from rcl_interfaces.msg import Log
 import rclpy
+from rclpy.action import ActionClient
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vpg_common import tool_contact_action
 from vpg_sim import blocks, scene
 from vpg_test_support import camera_calibration
 from vpg_test_support.cell_client import CellClient, EMPTY_GRASP_THRESHOLD
@@ -246,3 +248,45 @@ def test_reset_scene_random_and_bad_file(sim, tmp_path):
     response = client.reset_scene(test_case_file=str(Path(tmp_path) / 'missing.txt'))
     assert not response.success and 'missing.txt' in response.message
     assert client.count_objects().in_workspace + client.count_objects().out_of_workspace == 5
+
+
+def test_tool_contact_action_stops_the_arm_as_the_robot_controller_would(sim, tmp_path):
+    """ur_robot_driver's tool_contact_controller action: one goal at a time, stop on contact."""
+    client = sim
+    action = tool_contact_action.action_type()
+    contact = ActionClient(client.node, action, '/tool_contact_controller/detect_tool_contact')
+    assert contact.wait_for_server(timeout_sec=10.0)
+
+    def send():
+        future = contact.send_goal_async(action.Goal())
+        client.wait_for(future.done, 10.0, 'the goal response')
+        return future.result()
+
+    # Cancelled before any contact: detection ends, the goal is cancelled, a new one accepted.
+    first = send()
+    assert first.accepted
+    assert not send().accepted  # busy, as the controller
+    result = first.get_result_async()
+    first.cancel_goal_async()
+    client.wait_for(result.done, 10.0, 'the cancelled result')
+    assert result.result().status == GoalStatus.STATUS_CANCELED
+
+    # A descent through a block's top, armed: the arm stops on the top and the goal succeeds.
+    load_scene(client, tmp_path, [cube_at(-0.5, 0.0)])
+    client.gripper(0.8)  # closed fingertips reach ~17.7 mm below the pinch point
+    client.move_pinch([(-0.5, 0.0, 0.15)], 0.0)
+    goal = send()
+    assert goal.accepted
+    result = goal.get_result_async()
+    waypoints = client.pinch_waypoints([(-0.5, 0.0, 0.0)], 0.0)  # 15 cm in 3 s: 0.05 m/s
+    client.send_trajectory(waypoints, [3.0])
+    client.wait_for(result.done, 30.0, 'the tool contact result')
+    assert result.result().status == GoalStatus.STATUS_SUCCEEDED
+    stopped = client.arm_position()
+    start = client.sim_time()
+    client.wait_for(lambda: client.sim_time() > start + 1.0, 30.0, 'a second of stillness')
+    np.testing.assert_allclose(client.arm_position(), stopped, atol=2e-3)  # held, not pressing
+    pinch_z = client.ik.forward(client.arm_position())[0][2]
+    assert 0.050 + 0.0177 - 0.003 < pinch_z < 0.050 + 0.0177 + 0.003
+    client.gripper(0.0)
+    client.go_clear()

@@ -19,6 +19,7 @@ import mujoco
 import numpy as np
 
 from vpg_sim import blocks, randomization, scene
+from vpg_sim.tool_contact import ToolContactWatch
 from vpg_sim.trajectory import check_trajectory, TrajectoryFollower
 
 _BOOKKEEPING_INTERVAL = 10  # physics steps between block checks
@@ -130,6 +131,9 @@ class Cell:
         self._repeated_recoveries = 0
         self._last_recovery_step = -_REPEAT_WINDOW_STEPS - 1
         self._scenes_built = 0
+        self._tool_contact = None
+        self.tool_contact_stop = None
+        """(time s, force change N) of the last tool contact stop since arming; None: none."""
         self.scene_randomization = None
         """The RandomizationSample of the current scene (None: nominal cell)."""
         self._build([], previous=None)
@@ -179,6 +183,7 @@ class Cell:
         self._gripper_body = np.array(
             [model.body(b).name.startswith(scene.GRIPPER_PREFIX) for b in range(model.nbody)])
         self._tool_site = model.site(scene.TOOL_SITE).id
+        self._site_jacobian = np.zeros((3, model.nv))
         robot_nq = model.nq - 7 * len(objects)
         robot_nv = model.nv - 6 * len(objects)
         assert len(objects) == 0 or self._block_qpos[0] == robot_nq, 'robot joints come first'
@@ -277,9 +282,51 @@ class Cell:
             mujoco.mj_step(model, data)
             if data.time < time_before:
                 self._recover(time_before, qpos_before, ctrl_before)
+            if self._tool_contact is not None:
+                self._check_tool_contact()
             self._steps += 1
             if self._steps % _BOOKKEEPING_INTERVAL == 0 and len(self._objects):
                 self._update_blocks()
+
+    def arm_tool_contact(self, threshold):
+        """
+        Stop the arm on the next tool contact, as the UR controller does under tool_contact().
+
+        From the next step on, a contact force that has changed by more than threshold (N)
+        since now, against the commanded TCP motion (any direction while it is at rest), stops
+        the arm where it is: the trajectory is dropped and the servos hold the present joints.
+        tool_contact_stop then holds (time, force change); detection ends with the stop or
+        with disarm_tool_contact().
+        """
+        self._tool_contact = ToolContactWatch(self._contact_force_base(), threshold)
+        self.tool_contact_stop = None
+
+    def disarm_tool_contact(self):
+        """End tool contact detection (the arm is not stopped)."""
+        self._tool_contact = None
+
+    @property
+    def tool_contact_armed(self):
+        """Whether tool contact detection is on."""
+        return self._tool_contact is not None
+
+    def _check_tool_contact(self):
+        watch = self._tool_contact
+        model, data = self.model, self.data
+        mujoco.mj_jacSite(model, data, self._site_jacobian, None, self._tool_site)
+        velocity = self._site_jacobian[:, self._arm_dof] @ self._desired[1]
+        if watch.touched(self._contact_force_base(), velocity):
+            self.tool_contact_stop = (float(data.time), watch.peak)
+            self._tool_contact = None
+            self.stop_arm()
+
+    def stop_arm(self):
+        """Drop the trajectory; the servos hold the joints where they are now."""
+        q = self.arm_position()
+        still = np.zeros_like(q)
+        self._follower = None
+        self._desired = (q.copy(), still)
+        self.data.ctrl[self._arm_act] = self._servo_target(q, still, still)
 
     def _ramp_gripper(self):
         """Move the finger set point toward the target at the 2F-85's speed (one step)."""
@@ -459,6 +506,15 @@ class Cell:
         inertia are left out, as the UR's payload compensation removes them; a real sensor's
         noise and offset are added by the caller (see wrench.WrenchNoise).
         """
+        force, torque = self._contact_wrench_base()
+        rotation = self.data.site_xmat[self._tool_site].reshape(3, 3)
+        return rotation.T @ force, rotation.T @ torque
+
+    def _contact_force_base(self):
+        """Return the contact force (3,) N on the gripper in the base frame (see tool_wrench)."""
+        return self._contact_wrench_base()[0]
+
+    def _contact_wrench_base(self):
         model, data = self.model, self.data
         force = np.zeros(3)
         torque = np.zeros(3)
@@ -478,8 +534,7 @@ class Cell:
             t_world = sign * (frame.T @ local[3:])
             force += f_world
             torque += np.cross(contact.pos - origin, f_world) + t_world
-        rotation = data.site_xmat[self._tool_site].reshape(3, 3)
-        return rotation.T @ force, rotation.T @ torque
+        return force, torque
 
     def tool_axis(self):
         """Direction (3,) of tool0's z axis in the base frame (down for a top-down tool)."""

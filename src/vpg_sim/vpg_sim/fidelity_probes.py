@@ -47,6 +47,7 @@ GRIP_FORCE_RANGE = (COMMANDED_GRIP_FORCE, 20.0 + COMMANDED_GRIP_FORCE / 235.0 * 
 # ros2_robotiq_gripper: speed multiplier 1.0 of gripper_max_speed 0.150 m/s.
 DRIVER_CLOSING_SPEED = 0.150
 CONTACT_FORCE = 20.0  # the executor's default robot.contact_force, N
+TOOL_CONTACT_FORCE = 20.0  # the sim node's default tool_contact_force, N
 
 
 def cube(x, y, yaw=0.0):
@@ -78,19 +79,37 @@ class ProbeResult:
                 'argument': self.argument, 'detail': self.detail}
 
 
+class CellToolContact:
+    """The cell's own tool contact stop as the backend's `tool_contact` (as the sim serves it)."""
+
+    def __init__(self, cell, threshold):
+        self.cell, self.threshold = cell, float(threshold)
+
+    def start(self):
+        self.cell.arm_tool_contact(self.threshold)
+        return self
+
+    def triggered(self):
+        return self.cell.tool_contact_stop is not None
+
+    def end(self):
+        self.cell.disarm_tool_contact()
+
+
 class CellRig:
     """
     The executor's JointTrajectoryBackend and PrimitiveExecutor driving a Cell in-process.
 
     The backend's waits step the cell; joint states and tool wrenches are fed to it at the
     given rates of simulated time, the wrench through the simulated sensor (noise, offset).
-    contact_force 0 = the path/stall guard alone (the executor without a wrench).
+    contact_force 0 = no wrench guard (the executor without a wrench); tool_contact_force 0 =
+    no controller-side stop on tool contact (the cell's, as the sim graph offers it).
     """
 
     def __init__(self, objects, contact_force=CONTACT_FORCE, guarded_speed=None,
                  grip_effort=True, contact_lift=None, joint_rate=100.0,
                  wrench_rate=100.0, sensor=ForceSensorConfig(force_offset=(1.5, -2.0, 3.0)),
-                 cell_config=CellConfig()):
+                 cell_config=CellConfig(), tool_contact_force=TOOL_CONTACT_FORCE):
 
         rig = self
 
@@ -121,8 +140,11 @@ class CellRig:
         if guarded_speed is not None:
             config = dataclasses.replace(config, guarded_speed=guarded_speed)
         # The sim graph's joint speed limit (vpg_bringup/config/sim.yaml).
+        tool_contact = (CellToolContact(self.cell, tool_contact_force)
+                        if tool_contact_force > 0 else None)
         self.backend = JointTrajectoryBackend(config, SafetyEnvelope(max_joint_speed=2.0),
-                                              self.states, self._publish, self._gripper)
+                                              self.states, self._publish, self._gripper,
+                                              tool_contact=tool_contact)
         primitives = PrimitiveConfig()
         if contact_lift is not None:
             primitives = dataclasses.replace(primitives, contact_lift=contact_lift)
@@ -257,16 +279,21 @@ def probe_descent_results(rig_factory):
     moved = np.linalg.norm((rig.block_positions() - before)[:, :2], axis=1)
     overtravel = (log.first_contact_tcp[2] - stop_tcp[2]) if log.first_contact_tcp is not None \
         else math.nan
-    detail = (f'guard {backend.last_guard}, arrived {arrived}, stop TCP z {stop_tcp[2]:.4f} m, '
-              f'sensor tool-axis change at stop {backend.last_contact_force}')
+    # The log samples every 10 ms; the cell's own stop saw the force at the step it crossed.
+    stop = rig.cell.tool_contact_stop
+    peak = max(log.peak_axial, stop[1] if stop is not None else 0.0)
+    detail = (f'guard {backend.last_guard}, stopped by {backend.last_stopped_by}, arrived '
+              f'{arrived}, stop TCP z {stop_tcp[2]:.4f} m, sensor tool-axis change at stop '
+              f'{backend.last_contact_force}, cell stop {stop}')
     return [
         ProbeResult(
             'guarded_descent_overtravel_after_contact', overtravel * 1e3, 5.0, 'mm',
-            'A UR guarded by its flange sensor (20 N threshold, 500 Hz) stops within a few '
-            'mm of touching; position-error guards react only after ~2 cm of path error.',
+            'A UR whose controller stops on tool contact (tool_contact(), 500 Hz) or a guard '
+            'on its flange sensor (20 N) stops within a few mm of touching; position-error '
+            'guards react only after ~2 cm of path error.',
             detail),
         ProbeResult(
-            'guarded_descent_peak_force', log.peak_axial, 2.5 * CONTACT_FORCE, 'N',
+            'guarded_descent_peak_force', peak, 2.5 * CONTACT_FORCE, 'N',
             f'Detection at {CONTACT_FORCE:.0f} N plus what the arm adds while it stops; a '
             'few tens of N, far from the UR default 150 N protective-stop force.', detail),
         ProbeResult(
@@ -501,24 +528,27 @@ BEFORE_AUDIT = {'BLOCK_FRICTION': (1.0, 0.005, 0.003), 'TABLE_FRICTION': (1.0, 0
                 'GRIPPER_DEFAULT_FORCE': 5.0 * scene.GRIPPER_NEWTONS_PER_UNIT}
 
 
-def run_probes(names=None, contact_force=CONTACT_FORCE, guarded_speed=None, before=False):
+def run_probes(names=None, contact_force=CONTACT_FORCE, guarded_speed=None, before=False,
+               tool_contact_force=TOOL_CONTACT_FORCE):
     """
     Run the named probes (all by default); returns a list of ProbeResult.
 
     contact_force, guarded_speed: the executor's robot.contact_force and robot.guarded_speed
-    (None: its default). before=True measures the state before the contact audit: the cell
-    with BEFORE_AUDIT's settings and the executor's path/stall guard at full joint speed
-    (contact_force 0, guarded_speed 0), its effort ignored, no rise before closing.
+    (None: its default); tool_contact_force: the cell's tool contact stop (0: not offered).
+    before=True measures the state before the contact audit: the cell with BEFORE_AUDIT's
+    settings and the executor's path/stall guard at full joint speed (contact_force 0,
+    guarded_speed 0, no tool contact stop), its effort ignored, no rise before closing.
     """
     saved = {name: getattr(scene, name) for name in BEFORE_AUDIT}
     if before:
-        contact_force, guarded_speed = 0.0, 0.0
+        contact_force, guarded_speed, tool_contact_force = 0.0, 0.0, 0.0
         for name, value in BEFORE_AUDIT.items():
             setattr(scene, name, value)
 
     def factory(objects):
         return CellRig(objects, contact_force=contact_force, guarded_speed=guarded_speed,
-                       grip_effort=not before, contact_lift=0.0 if before else None)
+                       grip_effort=not before, contact_lift=0.0 if before else None,
+                       tool_contact_force=tool_contact_force)
 
     results = []
     try:
@@ -539,10 +569,13 @@ def main(argv=None):
                         help='executor robot.contact_force, N (0: path/stall guard only)')
     parser.add_argument('--guarded-speed', type=float, default=None,
                         help='executor robot.guarded_speed, m/s (default: its default)')
+    parser.add_argument('--tool-contact-force', type=float, default=TOOL_CONTACT_FORCE,
+                        help="the cell's tool contact stop, N (0: not offered)")
     parser.add_argument('--before', action='store_true',
                         help='measure the cell and executor as before the contact audit')
     args = parser.parse_args(argv)
-    results = run_probes(args.only, args.contact_force, args.guarded_speed, args.before)
+    results = run_probes(args.only, args.contact_force, args.guarded_speed, args.before,
+                         args.tool_contact_force)
     for r in results:
         print(f'{"PASS" if r.passed else "FAIL"} {r.name}: {r.measured:.3f} {r.unit} '
               f'(limit {r.limit}) {r.detail}')
@@ -552,6 +585,8 @@ def main(argv=None):
     out.write_text(json.dumps({'before_audit': args.before,
                                'contact_force': 0.0 if args.before else args.contact_force,
                                'guarded_speed': 0.0 if args.before else speed,
+                               'tool_contact_force': (0.0 if args.before
+                                                      else args.tool_contact_force),
                                'probes': [r.as_dict() for r in results]}, indent=1) + '\n')
     print(json.dumps({'passed': sum(r.passed for r in results), 'total': len(results)}))
     return 0

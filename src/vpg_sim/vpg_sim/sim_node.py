@@ -24,6 +24,11 @@ Interfaces (absolute names are the real drivers'):
 - /force_torque_sensor_broadcaster/wrench (geometry_msgs/WrenchStamped, frame tool0_controller):
   the contact wrench on the gripper as ur_robot_driver's force_torque_sensor_broadcaster
   publishes the UR's flange sensor, with noise and an offset (force_sensor.py).
+- /tool_contact_controller/detect_tool_contact (ur_msgs/action/ToolContact, or its identical
+  vpg_interfaces copy): as ur_robot_driver's tool_contact_controller, while a goal is active
+  the arm stops on a tool contact (tool_contact.py, at the physics step it happens) and the goal
+  succeeds; a second goal is refused, a cancelled one ends detection. tool_contact_force 0 = not
+  served.
 - ~/reset_scene (vpg_interfaces/ResetScene), ~/count_objects (vpg_interfaces/CountObjects):
   simulation only; the count is ground truth for evaluation.
 
@@ -50,9 +55,11 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
+from vpg_common import tool_contact_action
 from vpg_common.driver_names import (CAMERA_FRAME, COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC,
                                      DEPTH_TOPIC, GRIPPER_ACTION, GRIPPER_JOINT,
-                                     JOINT_STATES_TOPIC, TCP_POSE_TOPIC, TRAJECTORY_TOPIC,
+                                     JOINT_STATES_TOPIC, TCP_POSE_TOPIC, TOOL_CONTACT_ACTION,
+                                     TRAJECTORY_TOPIC,
                                      WRENCH_FRAME, WRENCH_TOPIC)
 from vpg_common.gripper_action import action_type
 from vpg_common.node_runner import run_node
@@ -220,6 +227,14 @@ class SimNode(Node):
             self, self._gripper_action, GRIPPER_ACTION, execute_callback=self._execute_gripper,
             goal_callback=self._on_gripper_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
             callback_group=group)
+        self._tool_contact_busy = False
+        self._tool_contact_stopped = threading.Event()
+        if p.tool_contact_force > 0:
+            self._tool_contact_action = tool_contact_action.action_type()
+            ActionServer(self, self._tool_contact_action, TOOL_CONTACT_ACTION,
+                         execute_callback=self._execute_tool_contact,
+                         goal_callback=self._on_tool_contact_goal,
+                         cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=group)
         self.create_service(ResetScene, '~/reset_scene', self._on_reset_scene,
                             callback_group=group)
         self.create_service(CountObjects, '~/count_objects', self._on_count_objects,
@@ -307,6 +322,44 @@ class SimNode(Node):
             self.get_logger().error(f'gripper goal {target:.3f} rad not reached in time')
             goal_handle.abort()
         return result
+
+    def _on_tool_contact_goal(self, _request):
+        # As tool_contact_controller: one detection at a time, a second goal is refused.
+        with self._lock:
+            if self._tool_contact_busy:
+                self._rejections.error('tool contact goal rejected: one is already active')
+                return GoalResponse.REJECT
+            self._tool_contact_busy = True
+        return GoalResponse.ACCEPT
+
+    def _execute_tool_contact(self, goal_handle):
+        with self._lock:
+            self._tool_contact_stopped.clear()
+            self._cell.arm_tool_contact(self.params.tool_contact_force)
+        try:
+            while not self._tool_contact_stopped.wait(timeout=0.05):
+                if goal_handle.is_cancel_requested or self._stop.is_set() \
+                        or not self.context.ok():
+                    break
+            with self._lock:
+                stop = self._cell.tool_contact_stop
+                self._cell.disarm_tool_contact()
+                self._tool_contact_busy = False
+        except BaseException:
+            with self._lock:
+                self._cell.disarm_tool_contact()
+                self._tool_contact_busy = False
+            raise
+        if stop is not None:
+            self.get_logger().info(
+                f'tool contact: arm stopped at {stop[0]:.3f} s, {stop[1]:.1f} N against the '
+                'motion')
+            goal_handle.succeed()
+        elif goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        else:
+            goal_handle.abort()
+        return self._tool_contact_action.Result()
 
     def _on_reset_scene(self, request, response):
         try:
@@ -449,6 +502,8 @@ class SimNode(Node):
             if outcome is not GripperOutcome.RUNNING:
                 self._gripper_job = None
                 job.done.set()
+        if cell.tool_contact_stop is not None and self._tool_contact_busy:
+            self._tool_contact_stopped.set()
         if self._settle_waiters and cell.settled():
             for waiter in self._settle_waiters:
                 waiter.set()

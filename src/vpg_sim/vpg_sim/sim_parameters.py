@@ -41,6 +41,7 @@ class SimParams:
     wrench_noise_std: float = 1.0
     wrench_offset: tuple = (0.0, 0.0, 0.0)
     camera_enabled: bool = True
+    tool_contact_force: float = 20.0
 
 
 def declare_parameters(node):
@@ -97,6 +98,11 @@ def declare_parameters(node):
          float_range(0.0, 20.0)),
         ('wrench_offset', [0.0, 0.0, 0.0],
          'Constant force offset of the sensor (untared), N, tool0 frame.', {}),
+        ('tool_contact_force', 20.0,
+         "Serve ur_robot_driver's tool contact action: while a goal is active the cell stops "
+         'the arm at the physics step where the contact force against the commanded TCP motion '
+         'has grown by this much (N; UR does not publish its own threshold, this is the '
+         "executor's robot.contact_force); 0 = not served.", float_range(0.0, 500.0)),
     ]
     values = declare(node, specs)
     values['gripper_interface'] = parse_interface(values.pop('gripper.interface')).value
