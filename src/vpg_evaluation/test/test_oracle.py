@@ -159,3 +159,16 @@ def test_a_case_gives_the_same_figures_whatever_ran_before(tmp_path):
     again = oracle._run_case(first, config, pushes=False)
     alone.pop('seconds'), again.pop('seconds')
     assert alone == again and alone['candidates'] == 16
+
+
+def test_descents_stop_where_the_cell_stops_the_arm_on_contact(robot):
+    """As in the sim graph: the executor arms the cell's tool contact stop for a descent."""
+    assert robot.backend.tool_contact is not None
+    search = oracle.Oracle(oracle.OracleConfig(), robot)
+    robot.reset(_lying_cuboids(3))
+    # Across the middle cuboid: the open fingertips land on the neighbours' tops.
+    search._grasp(robot.cell.save_state(), (-0.5, 0.0, 0.05), 0)
+    assert robot.backend.last_stopped_by == 'tool_contact'
+    unguarded = CellRobot(sim_values={'tool_contact_force': 0.0},
+                          executor_values=robot.params.values)
+    assert unguarded.backend.tool_contact is None

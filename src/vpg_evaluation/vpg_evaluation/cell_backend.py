@@ -11,7 +11,11 @@ to a `vpg_sim.cell.Cell` directly:
   for the arm steps the cell forward instead of sleeping (`SteppedJointStates`), so every
   guarded-descent and arrival check of the executor runs unchanged on simulated time;
 * a gripper command sets the finger target and steps until the goal is reached or stalled,
-  judged by the sim node's own rule (`vpg_sim.gripper.GripperGoal`).
+  judged by the sim node's own rule (`vpg_sim.gripper.GripperGoal`);
+* guarded descents arm the cell's stop on tool contact directly
+  (`vpg_sim.tool_contact.CellToolContact`), as the executor does through the sim node's action.
+  No tool wrench is fed: the executor's wrench guard, which only stands beside that stop, is
+  left out.
 
 What is left out is the transport: no message latency and no real-time pacing, so a run is
 deterministic. Parameters come from the sim graph's config (vpg_bringup config/sim.yaml:
@@ -30,6 +34,7 @@ from vpg_executor.trajectory_backend import JointTrajectoryBackend
 from vpg_sim import scene
 from vpg_sim.cell import BlockState, Cell, CellConfig
 from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome
+from vpg_sim.tool_contact import CellToolContact
 from vpg_sim.trajectory import TrajectoryError, TrajectoryPoint
 import yaml
 
@@ -125,9 +130,14 @@ class CellRobot:
         self.joint_states = SteppedJointStates(
             cell, float(sim_values.get('joint_state_rate_hz', 100.0)),
             self.params.trajectory.gripper_joint)
+        # The sim node's stop on tool contact, where the graph serves and the executor uses it.
+        tool_contact_force = float(sim_values.get('tool_contact_force', 20.0))
+        tool_contact = (CellToolContact(cell, tool_contact_force)
+                        if tool_contact_force > 0
+                        and self.params.values['robot.tool_contact_action'] else None)
         self.backend = JointTrajectoryBackend(
             self.params.trajectory, self.params.envelope, self.joint_states,
-            self._publish_trajectory, self._gripper_command)
+            self._publish_trajectory, self._gripper_command, tool_contact=tool_contact)
         self.robot = PrimitiveExecutor(self.backend, self.params.primitives)
         self.gripper_timeout = float(self.params.values['gripper.timeout'])
 

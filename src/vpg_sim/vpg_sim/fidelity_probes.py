@@ -31,6 +31,7 @@ from vpg_sim import blocks, scene
 from vpg_sim.cell import Cell, CellConfig
 from vpg_sim.force_sensor import ForceSensor, ForceSensorConfig
 from vpg_sim.gripper import GripperConfig, GripperGoal, GripperOutcome
+from vpg_sim.tool_contact import CellToolContact
 from vpg_sim.trajectory import TrajectoryPoint
 
 CUBE = 0.050          # VPG's cube edge (4.obj: 50.1 mm), m
@@ -77,23 +78,6 @@ class ProbeResult:
         return {'name': self.name, 'measured': round(float(self.measured), 4),
                 'limit': self.limit, 'unit': self.unit, 'pass': self.passed,
                 'argument': self.argument, 'detail': self.detail}
-
-
-class CellToolContact:
-    """The cell's own tool contact stop as the backend's `tool_contact` (as the sim serves it)."""
-
-    def __init__(self, cell, threshold):
-        self.cell, self.threshold = cell, float(threshold)
-
-    def start(self):
-        self.cell.arm_tool_contact(self.threshold)
-        return self
-
-    def triggered(self):
-        return self.cell.tool_contact_stop is not None
-
-    def end(self):
-        self.cell.disarm_tool_contact()
 
 
 class CellRig:

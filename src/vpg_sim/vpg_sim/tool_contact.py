@@ -46,3 +46,26 @@ class ToolContactWatch:
         value = self.force_against(force, tcp_velocity)
         self.peak = max(self.peak, value)
         return value > self.threshold
+
+
+class CellToolContact:
+    """
+    The cell's tool contact stop as JointTrajectoryBackend's `tool_contact`, for in-process rigs.
+
+    What the sim node serves on the action, called directly: start() arms the cell, triggered()
+    reads its stop, end() disarms it. For the probes and the oracle, which drive a Cell with
+    the executor's code in one process.
+    """
+
+    def __init__(self, cell, threshold):
+        self.cell, self.threshold = cell, float(threshold)
+
+    def start(self):
+        self.cell.arm_tool_contact(self.threshold)
+        return self
+
+    def triggered(self):
+        return self.cell.tool_contact_stop is not None
+
+    def end(self):
+        self.cell.disarm_tool_contact()
