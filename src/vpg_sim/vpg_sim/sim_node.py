@@ -234,7 +234,7 @@ class SimNode(Node):
             ActionServer(self, self._tool_contact_action, TOOL_CONTACT_ACTION,
                          execute_callback=self._execute_tool_contact,
                          goal_callback=self._on_tool_contact_goal,
-                         cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=group)
+                         cancel_callback=self._on_tool_contact_cancel, callback_group=group)
         self.create_service(ResetScene, '~/reset_scene', self._on_reset_scene,
                             callback_group=group)
         self.create_service(CountObjects, '~/count_objects', self._on_count_objects,
@@ -332,14 +332,28 @@ class SimNode(Node):
             self._tool_contact_busy = True
         return GoalResponse.ACCEPT
 
+    def _on_tool_contact_cancel(self, _goal_handle):
+        # Wake the goal's wait at once: the executor waits for the cancel to finish after
+        # every descent, and the next descent's goal is refused until it has.
+        self._tool_contact_stopped.set()
+        return CancelResponse.ACCEPT
+
     def _execute_tool_contact(self, goal_handle):
         with self._lock:
             self._tool_contact_stopped.clear()
             self._cell.arm_tool_contact(self.params.tool_contact_force)
         try:
-            while not self._tool_contact_stopped.wait(timeout=0.05):
-                if goal_handle.is_cancel_requested or self._stop.is_set() \
-                        or not self.context.ok():
+            while True:
+                woken = self._tool_contact_stopped.wait(timeout=0.05)
+                with self._lock:
+                    stopped = self._cell.tool_contact_stop is not None
+                if stopped or self._stop.is_set() or not self.context.ok():
+                    break
+                if woken or goal_handle.is_cancel_requested:
+                    # Cancelled: the goal turns CANCELING right after the callback returns.
+                    deadline = time.monotonic() + 1.0
+                    while not goal_handle.is_cancel_requested and time.monotonic() < deadline:
+                        time.sleep(0.001)
                     break
             with self._lock:
                 stop = self._cell.tool_contact_stop
