@@ -212,9 +212,9 @@ class Preflight:
         finally:
             self.node.destroy_client(client)
 
-    def action_server_present(self, action, interface):
-        """Whether a server (not just a client, as the executor) of the gripper action runs."""
-        client = self.action_client(gripper_action.action_type(interface), action)
+    def action_server_present(self, action_type, action):
+        """Whether a server (not just a client, as the executor) of the action runs."""
+        client = self.action_client(action_type, action)
         return client.wait_for_server(timeout_sec=min(self.args.timeout, 3.0))
 
     def served_weights_version(self):
@@ -272,11 +272,12 @@ class Preflight:
                 f'trajectory topic subscriber ({executor["robot.trajectory_topic"]})':
                     self.node.count_subscribers(executor['robot.trajectory_topic']) > 0,
                 f'gripper action ({executor["gripper.action"]})':
-                    self.action_server_present(executor['gripper.action'],
-                                               executor['gripper.interface']),
+                    self.action_server_present(
+                        gripper_action.action_type(executor['gripper.interface']),
+                        executor['gripper.action']),
                 f'tool contact action ({TOOL_CONTACT_ACTION})':
-                    self.action_client(tool_contact_action.action_type(), TOOL_CONTACT_ACTION)
-                    .wait_for_server(timeout_sec=min(self.args.timeout, 3.0))}))
+                    self.action_server_present(tool_contact_action.action_type(),
+                                               TOOL_CONTACT_ACTION)}))
         if args.move:
             results.append(self.gripper_motion(executor))
         policy = self.parameters('policy', ['weights_path'])

@@ -93,13 +93,26 @@ class BlockedArm:
         self._stop.set()
         self._thread.join()
 
+    def attach_backend(self, tool_contact=None, **config):
+        """Drive this arm with a JointTrajectoryBackend (TrajectoryConfig fields in config)."""
+        self.backend = JointTrajectoryBackend(
+            TrajectoryConfig(model='ur5e_menagerie', **config),
+            SafetyEnvelope(max_joint_speed=2.0), self.cache, self.publish, self.gripper,
+            tool_contact=tool_contact)
+        return self
+
+
+def assert_held_at(arm, z):
+    """Check that the last trajectory is a single point (stay here) with the TCP at z."""
+    hold = arm.trajectories[-1]
+    assert hold.shape[0] == 1
+    assert arm.backend.tcp_position(hold[-1])[2] == pytest.approx(z, abs=1e-6)
+
 
 @pytest.fixture
 def blocked_arm():
     arm = BlockedArm(floor_z=0.06)
-    arm.backend = JointTrajectoryBackend(TrajectoryConfig(model='ur5e_menagerie'),
-                                         SafetyEnvelope(max_joint_speed=2.0), arm.cache,
-                                         arm.publish, arm.gripper)
+    arm.attach_backend()
     yield arm
     arm.close()
 
@@ -112,9 +125,7 @@ def test_guarded_descent_stops_on_contact_and_holds(blocked_arm):
     assert time.monotonic() - started < 5.0  # far less than the 5 s arrival margin on top
     z = backend.current_tcp_position()[2]
     assert 0.055 < z < 0.075
-    hold = blocked_arm.trajectories[-1]
-    assert hold.shape[0] == 1  # a single point: stay here
-    assert backend.tcp_position(hold[-1])[2] == pytest.approx(z, abs=1e-6)
+    assert_held_at(blocked_arm, z)
 
 
 def test_unguarded_blocked_move_raises_motion_error_quickly(blocked_arm):
@@ -171,10 +182,7 @@ class SensingArm(BlockedArm):
 
 def sensing_arm(**kwargs):
     arm = SensingArm(**kwargs)
-    arm.backend = JointTrajectoryBackend(
-        TrajectoryConfig(model='ur5e_menagerie', contact_force=20.0, guarded_speed=0.05),
-        SafetyEnvelope(max_joint_speed=2.0), arm.cache, arm.publish, arm.gripper)
-    return arm
+    return arm.attach_backend(contact_force=20.0, guarded_speed=0.05)
 
 
 def test_guarded_descent_stops_on_the_tool_force_within_millimetres():
@@ -189,9 +197,7 @@ def test_guarded_descent_stops_on_the_tool_force_within_millimetres():
         z = backend.current_tcp_position()[2]
         assert 0.08 - 0.006 < z < 0.08
         assert 20.0 < backend.last_contact_force < 60.0
-        hold = arm.trajectories[-1]
-        assert hold.shape[0] == 1
-        assert backend.tcp_position(hold[-1])[2] == pytest.approx(z, abs=1e-6)
+        assert_held_at(arm, z)
     finally:
         arm.close()
 
@@ -341,10 +347,7 @@ class ControllerStop:
 def controller_stop_arm(refuse=False):
     arm = BlockedArm(floor_z=0.06)
     stop = ControllerStop(arm, refuse)
-    arm.backend = JointTrajectoryBackend(TrajectoryConfig(model='ur5e_menagerie'),
-                                         SafetyEnvelope(max_joint_speed=2.0), arm.cache,
-                                         arm.publish, arm.gripper, tool_contact=stop)
-    return arm, stop
+    return arm.attach_backend(tool_contact=stop), stop
 
 
 def test_a_guarded_descent_arms_the_controller_stop_and_ends_it():
@@ -363,9 +366,7 @@ def test_a_guarded_descent_arms_the_controller_stop_and_ends_it():
         # Stopped at the floor, not 2 cm of path error later; then held there.
         z = backend.current_tcp_position()[2]
         assert 0.06 <= z < 0.0625
-        hold = arm.trajectories[-1]
-        assert hold.shape[0] == 1
-        assert backend.tcp_position(hold[-1])[2] == pytest.approx(z, abs=1e-6)
+        assert_held_at(arm, z)
     finally:
         arm.close()
 

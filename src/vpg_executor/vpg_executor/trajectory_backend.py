@@ -211,12 +211,16 @@ class JointTrajectoryBackend(MotionBackend):
                                else 'force' if contact is not None else 'path')
 
         def arrived_or_blocked(q):
-            for by, touched in (('tool_contact', request is not None and request.triggered()),
-                                ('force', contact is not None and contact.touched())):
-                if touched:
-                    blocked.append((0.0, float(np.max(np.abs(q - target))), 0.0, q))
-                    self.last_stopped_by = by
-                    return True
+            if request is not None and request.triggered():
+                stopped_by = 'tool_contact'
+            elif contact is not None and contact.touched():
+                stopped_by = 'force'
+            else:
+                stopped_by = None
+            if stopped_by is not None:
+                blocked.append((0.0, float(np.max(np.abs(q - target))), 0.0, q))
+                self.last_stopped_by = stopped_by
+                return True
             if np.max(np.abs(q - target)) < self.config.arrival_tolerance:
                 return True
             now = self.joint_states.now()

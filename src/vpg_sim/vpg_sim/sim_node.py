@@ -59,8 +59,7 @@ from vpg_common import tool_contact_action
 from vpg_common.driver_names import (CAMERA_FRAME, COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC,
                                      DEPTH_TOPIC, GRIPPER_ACTION, GRIPPER_JOINT,
                                      JOINT_STATES_TOPIC, TCP_POSE_TOPIC, TOOL_CONTACT_ACTION,
-                                     TRAJECTORY_TOPIC,
-                                     WRENCH_FRAME, WRENCH_TOPIC)
+                                     TRAJECTORY_TOPIC, WRENCH_FRAME, WRENCH_TOPIC)
 from vpg_common.gripper_action import action_type
 from vpg_common.node_runner import run_node
 from vpg_common.stamps import split_seconds, to_seconds
@@ -355,15 +354,11 @@ class SimNode(Node):
                     while not goal_handle.is_cancel_requested and time.monotonic() < deadline:
                         time.sleep(0.001)
                     break
+        finally:
             with self._lock:
                 stop = self._cell.tool_contact_stop
                 self._cell.disarm_tool_contact()
                 self._tool_contact_busy = False
-        except BaseException:
-            with self._lock:
-                self._cell.disarm_tool_contact()
-                self._tool_contact_busy = False
-            raise
         if stop is not None:
             self.get_logger().info(
                 f'tool contact: arm stopped at {stop[0]:.3f} s, {stop[1]:.1f} N against the '
