@@ -18,6 +18,20 @@ def test_only_a_change_against_the_commanded_motion_counts():
     assert not watch.touched((0.0, 0.0, 0.0), down)    # with the motion: not a contact
 
 
+def test_a_change_within_the_threshold_cannot_count_for_any_motion():
+    watch = ToolContactWatch(baseline=(0.0, 0.0, 30.0), threshold=20.0)
+    assert not watch.could_touch((12.0, 0.0, 45.0))  # |change| 19.2 N
+    assert watch.could_touch((0.0, 0.0, 51.0))       # 21 N: some motion makes it a contact
+    # could_touch is the cheap screen before the Jacobian: whatever it rules out, touched
+    # rules out too, for motions in every direction.
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        force = (0.0, 0.0, 30.0) + rng.normal(scale=15.0, size=3)
+        if not watch.could_touch(force):
+            for velocity in rng.normal(size=(8, 3)):
+                assert not watch.touched(force, velocity)
+
+
 def test_at_rest_a_change_from_any_direction_counts():
     watch = ToolContactWatch(baseline=(0.0, 0.0, 0.0), threshold=20.0)
     assert watch.touched((15.0, 15.0, 0.0), (0.0, 0.0, 0.0))

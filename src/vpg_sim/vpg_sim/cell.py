@@ -313,9 +313,12 @@ class Cell:
     def _check_tool_contact(self):
         watch = self._tool_contact
         model, data = self.model, self.data
+        force = self._contact_force_base()
+        if not watch.could_touch(force):
+            return  # no direction of motion makes this a contact: spare the Jacobian
         mujoco.mj_jacSite(model, data, self._site_jacobian, None, self._tool_site)
         velocity = self._site_jacobian[:, self._arm_dof] @ self._desired[1]
-        if watch.touched(self._contact_force_base(), velocity):
+        if watch.touched(force, velocity):
             self.tool_contact_stop = (float(data.time), watch.peak)
             self._tool_contact = None
             self.stop_arm()
@@ -519,13 +522,16 @@ class Cell:
         force = np.zeros(3)
         torque = np.zeros(3)
         origin = data.site_xpos[self._tool_site]
+        if not data.ncon:
+            return force, torque
+        # Only contacts between a gripper body and something else count: find them with one
+        # array lookup instead of a Python pass over every contact (blocks on the table make
+        # dozens per step, and this runs at every step while a tool contact stop is armed).
+        grip = self._gripper_body[model.geom_bodyid[data.contact.geom[:data.ncon]]]
         local = np.zeros(6)
-        for i in range(data.ncon):
+        for i in np.flatnonzero(grip[:, 0] != grip[:, 1]).tolist():
             contact = data.contact[i]
-            grip1 = self._gripper_body[model.geom_bodyid[contact.geom1]]
-            grip2 = self._gripper_body[model.geom_bodyid[contact.geom2]]
-            if grip1 == grip2:
-                continue
+            grip2 = grip[i, 1]
             mujoco.mj_contactForce(model, data, i, local)
             frame = contact.frame.reshape(3, 3)
             # The contact force acts on geom2 along +normal (from geom1 to geom2).

@@ -41,6 +41,17 @@ class ToolContactWatch:
             return float(np.linalg.norm(change))
         return float(-(change @ velocity) / speed)
 
+    def could_touch(self, force):
+        """
+        Whether the force could count as a contact for some motion.
+
+        The counted force is a projection of the change or its size, never more than the size,
+        so a change within the threshold is no contact whatever the motion (and the peak,
+        which only matters above the threshold, is not needed then).
+        """
+        change = np.asarray(force, dtype=float) - self.baseline
+        return float(change @ change) > self.threshold * self.threshold
+
     def touched(self, force, tcp_velocity):
         """Whether this reading is a contact (and remember the largest one)."""
         value = self.force_against(force, tcp_velocity)
