@@ -157,10 +157,15 @@ def measure(command, log_path, env):
     return read_steps(log_path), sampler.totals()
 
 
+def _round(value):
+    return None if value is None else round(value, 4)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--actions', type=int, default=100)
-    parser.add_argument('--eval-actions', type=int, default=60)
+    parser.add_argument('--actions', type=int, default=100, help='0: skip the training graph')
+    parser.add_argument('--eval-actions', type=int, default=60,
+                        help='0: skip the greedy graph')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--weights', default=str(ROOT / 'weights' / 'vpg.safetensors'))
     parser.add_argument('--keep', default=None, help='keep the run folders here')
@@ -169,30 +174,37 @@ def main(argv=None):
     work = Path(args.keep or tempfile.mkdtemp(prefix='vpg-bench-actions-'))
     shutil.rmtree(work / 'train', ignore_errors=True)
     env = dict(os.environ)
+    rate = eval_rate = None
+    train_budget = eval_budget = None
     try:
-        steps, cpu = measure([sys.executable, '-m', 'vpg_training.training_run', '--run-dir',
-                              str(work / 'train'), '--actions', str(args.actions),
-                              '--seed', str(args.seed)], work / 'train' / 'nodes.log', env)
-        rate, train_budget = budget(steps, cpu)
-        steps, cpu = measure([sys.executable, '-m', 'vpg_training.soak', '--primitives',
-                              str(args.eval_actions), '--epsilon', '0', '--seed',
-                              str(args.seed), '--weights', args.weights, '--out',
-                              str(work / 'eval' / 'soak.json')],
-                             work / 'eval' / 'soak_nodes.log', env)
-        eval_rate, eval_budget = budget(steps, cpu)
+        if args.actions > 0:
+            steps, cpu = measure([sys.executable, '-m', 'vpg_training.training_run',
+                                  '--run-dir', str(work / 'train'), '--actions',
+                                  str(args.actions), '--seed', str(args.seed)],
+                                 work / 'train' / 'nodes.log', env)
+            rate, train_budget = budget(steps, cpu)
+        if args.eval_actions > 0:
+            steps, cpu = measure([sys.executable, '-m', 'vpg_training.soak', '--primitives',
+                                  str(args.eval_actions), '--epsilon', '0', '--seed',
+                                  str(args.seed), '--weights', args.weights, '--out',
+                                  str(work / 'eval' / 'soak.json')],
+                                 work / 'eval' / 'soak_nodes.log', env)
+            eval_rate, eval_budget = budget(steps, cpu)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
     for title, value, table in (('training', rate, train_budget),
                                 ('evaluation', eval_rate, eval_budget)):
+        if value is None:
+            continue
         print(f'{title}: {value:.3f} actions/s; one action: '
               + ', '.join(f'{k} {v:.3f} s' for k, v in table.items()
                           if isinstance(v, float) and not k.startswith('physics'))
               + f"; physics x{table['physics_real_time_factor_moving'] or 0:.2f} real time "
               'while moving; CPU s per action: '
               + ', '.join(f'{k} {v:.2f}' for k, v in table['cpu_s_per_action'].items()))
-    print(json.dumps({'bench': 'actions', 'actions_per_s': round(rate, 4),
-                      'eval_actions_per_s': round(eval_rate, 4), 'budget_s': train_budget,
+    print(json.dumps({'bench': 'actions', 'actions_per_s': _round(rate),
+                      'eval_actions_per_s': _round(eval_rate), 'budget_s': train_budget,
                       'eval_budget_s': eval_budget, 'actions': args.actions,
                       'eval_actions': args.eval_actions, 'seed': args.seed,
                       'time': time.strftime('%Y-%m-%dT%H:%M:%S')}))

@@ -27,6 +27,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vpg_common.futures import wait_future
@@ -282,9 +283,29 @@ class ExecutorNode(Node):
         raise error(f'{what} did not answer within {timeout} s '
                     f'({retries + 1} tries)')
 
+    def cell_time(self):
+        """
+        The robot's present time: the node clock, or the newest joint state's stamp if later.
+
+        With use_sim_time the node clock moves in /clock steps, and the simulator publishes
+        only a few per simulated second (each message wakes every node of the graph, which
+        cost more CPU than anything else it carries: bench/actions.py). Joint states come
+        ten times as often, so "a heightmap newer than now" cannot accept a frame from before
+        the arm arrived. A stamp more than JointStateCache.CLOCK_JUMP ahead of the clock is
+        not taken (a clock set back that the states have not caught up with).
+        """
+        clock = self.get_clock().now()
+        stamp = self._joint_states.stamp()
+        if stamp is None:
+            return clock
+        stamp_ns = int(round(stamp * 1e9))
+        if 0 < stamp_ns - clock.nanoseconds <= JointStateCache.CLOCK_JUMP * 1e9:
+            return Time(nanoseconds=stamp_ns, clock_type=clock.clock_type)
+        return clock
+
     def _perceive(self):
         timeout = float(self.params.values['timeouts.heightmap'])
-        request = GetHeightmap.Request(newer_than=self.get_clock().now().to_msg(),
+        request = GetHeightmap.Request(newer_than=self.cell_time().to_msg(),
                                        timeout=duration_msg(timeout))
         response = self._call(self._heightmap_client, request, timeout + 2.0, 'perception',
                               PerceptionError)
@@ -358,7 +379,7 @@ class ExecutorNode(Node):
 
         loop = PickAllLoop(self.robot, self._perceive, self._choose, on_transition,
                            self.params.rewards, self._epsilon,
-                           sim_clock=lambda: self.get_clock().now().nanoseconds * 1e-9)
+                           sim_clock=lambda: self.cell_time().nanoseconds * 1e-9)
         outcome = loop.run(goal, lambda: goal_handle.is_cancel_requested, on_feedback)
         result = PickAll.Result(
             objects_removed=outcome.objects_removed, actions=outcome.actions,

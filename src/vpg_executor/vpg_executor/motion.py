@@ -175,6 +175,11 @@ class JointStateCache:
         with self._condition:
             return self._stamp if self._stamp is not None else time.monotonic()
 
+    def stamp(self):
+        """Newest joint-state stamp (s), or None when no stamped state came since the start."""
+        with self._condition:
+            return self._stamp
+
     def get(self, names):
         """Positions for names (array), or None if any is unknown yet."""
         with self._condition:
