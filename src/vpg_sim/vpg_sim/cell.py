@@ -158,7 +158,8 @@ class Cell:
                                   for j in scene.ARM_JOINTS])
         self._kp = model.actuator_gainprm[self._arm_act, 0].copy()
         self._kv = -model.actuator_biasprm[self._arm_act, 2].copy()
-        self._mass_matrix = np.zeros((model.nv, model.nv))
+        self._acceleration = np.zeros(model.nv)  # only the arm's entries are ever set
+        self._inertial_torque = np.zeros(model.nv)
         self._arm_lower = model.jnt_range[[joint(j).id for j in scene.ARM_JOINTS], 0].copy()
         self._arm_upper = model.jnt_range[[joint(j).id for j in scene.ARM_JOINTS], 1].copy()
         finger = joint(scene.FINGER_JOINT).id
@@ -380,9 +381,11 @@ class Cell:
         trajectories about as tightly as the UR's own controller does.
         """
         data, arm = self.data, self._arm_dof
-        mujoco.mj_fullM(self.model, data, self._mass_matrix)
-        torque = (self._mass_matrix[np.ix_(arm, arm)] @ acceleration
-                  + data.qfrc_bias[arm] - data.qfrc_gravcomp[arm])
+        # M qdd for the arm's rows: MuJoCo's sparse product with qdd placed in the arm's DOFs
+        # (the dense M is nv x nv, 70+ square with ten free blocks, at every step).
+        self._acceleration[arm] = acceleration
+        mujoco.mj_mulM(self.model, data, self._inertial_torque, self._acceleration)
+        torque = (self._inertial_torque[arm] + data.qfrc_bias[arm] - data.qfrc_gravcomp[arm])
         return position + (self._kv * velocity + torque) / self._kp
 
     def advance_to(self, time):
