@@ -40,7 +40,7 @@ from vpg_bringup.runner import raise_keyboard_interrupt_on
 from vpg_executor.pick_all import parse_timing, TIMING_PHASES
 
 ROOT = Path(__file__).resolve().parents[1]
-STEP_LINE = re.compile(r'\[executor\].*\[(\d+\.\d+)\] \[[\w./]*executor\]: step \d+:')
+STEP_LINE = re.compile(r'^\[(?:\w+/)?executor\] .*\[(\d+\.\d+)\] \[[\w./]*executor\]: step \d+:')
 _TICKS = os.sysconf('SC_CLK_TCK')
 
 
@@ -117,17 +117,23 @@ def read_steps(log_path):
     return steps
 
 
-def budget(steps, cpu_totals):
-    """Steady-state rate and the mean time budget of one action from the step lines."""
+def budget(steps, cpu_totals, cells=1):
+    """
+    Steady-state rate and the mean time budget of one action from the step lines.
+
+    With several cells the rate counts every cell's steps, and one action's wall time is
+    cells / rate (each cell runs its own actions side by side).
+    """
     if len(steps) < 3:
         raise RuntimeError(f'only {len(steps)} executor steps logged: too few to measure')
+    steps = sorted(steps, key=lambda step: step[0])
     span = steps[-1][0] - steps[0][0]
     counted = steps[1:]  # the first step's stamp starts the clock
     rate = len(counted) / span
     result = {}
     for phase in TIMING_PHASES:
         result[phase] = sum(s[1].get(phase, 0.0) for s in counted) / len(counted)
-    result['other'] = 1.0 / rate - sum(result[p] for p in TIMING_PHASES)
+    result['other'] = cells / rate - sum(result[p] for p in TIMING_PHASES)
     for phase in ('motion', 'home'):
         result[f'{phase}_simulated'] = sum(s[2].get(phase, 0.0) for s in counted) / len(counted)
     moving_wall = result['motion'] + result['home']
@@ -167,6 +173,8 @@ def main(argv=None):
     parser.add_argument('--eval-actions', type=int, default=60,
                         help='0: skip the greedy graph')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cells', type=int, default=1,
+                        help='MuJoCo cells of the training graph (rates count every cell)')
     parser.add_argument('--weights', default=str(ROOT / 'weights' / 'vpg.safetensors'))
     parser.add_argument('--keep', default=None, help='keep the run folders here')
     args = parser.parse_args(argv)
@@ -180,9 +188,10 @@ def main(argv=None):
         if args.actions > 0:
             steps, cpu = measure([sys.executable, '-m', 'vpg_training.training_run',
                                   '--run-dir', str(work / 'train'), '--actions',
-                                  str(args.actions), '--seed', str(args.seed)],
+                                  str(args.actions), '--seed', str(args.seed),
+                                  '--cells', str(args.cells)],
                                  work / 'train' / 'nodes.log', env)
-            rate, train_budget = budget(steps, cpu)
+            rate, train_budget = budget(steps, cpu, args.cells)
         if args.eval_actions > 0:
             steps, cpu = measure([sys.executable, '-m', 'vpg_training.soak', '--primitives',
                                   str(args.eval_actions), '--epsilon', '0', '--seed',
@@ -207,6 +216,7 @@ def main(argv=None):
                       'eval_actions_per_s': _round(eval_rate), 'budget_s': train_budget,
                       'eval_budget_s': eval_budget, 'actions': args.actions,
                       'eval_actions': args.eval_actions, 'seed': args.seed,
+                      'cells': args.cells,
                       'time': time.strftime('%Y-%m-%dT%H:%M:%S')}))
     return 0
 
