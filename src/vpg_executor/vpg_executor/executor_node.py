@@ -285,7 +285,7 @@ class ExecutorNode(Node):
 
     def cell_time(self):
         """
-        The robot's present time: the node clock, or the newest joint state's stamp if later.
+        Return the robot's present time: the node clock, or the newest joint-state stamp if later.
 
         With use_sim_time the node clock moves in /clock steps, and the simulator publishes
         only a few per simulated second (each message wakes every node of the graph, which

@@ -176,7 +176,7 @@ class JointStateCache:
             return self._stamp if self._stamp is not None else time.monotonic()
 
     def stamp(self):
-        """Newest joint-state stamp (s), or None when no stamped state came since the start."""
+        """Return the newest joint-state time in seconds; None before the first stamped state."""
         with self._condition:
             return self._stamp
 
