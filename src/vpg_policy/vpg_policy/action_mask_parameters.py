@@ -23,6 +23,12 @@ ACTION_MASK_PARAMETERS = (
      float_range(0.0, 0.5)),
     ('action_mask_grasp_margin', _M.grasp_margin,
      'metres around objects where a grasp may be centred', float_range(0.0, 0.5)),
+    ('action_mask_grasp_clearance', _M.grasp_clearance,
+     'also restrict grasps to rotations and pixels where the heightmap leaves room for both '
+     'open 2F-85 pads to go down (vpg_policy.grasp_clearance); none left: push'),
+    ('action_mask_grasp_depth', _M.grasp_depth,
+     "metres below the surface a grasp sends the pinch point (the executor's "
+     'primitives.grasp_depth), for the clearance mask', float_range(0.0, 0.2)),
 )
 """(name, default, description[, constraints]) entries for vpg_common.parameters.declare."""
 ACTION_MASK_NAMES = tuple(entry[0] for entry in ACTION_MASK_PARAMETERS)
@@ -33,4 +39,6 @@ def action_mask_from(values):
     v = {entry[0]: entry[1] for entry in ACTION_MASK_PARAMETERS}
     v.update({name: values[name] for name in ACTION_MASK_NAMES if name in values})
     return ActionMask(bool(v['action_mask']), float(v['action_mask_min_height']),
-                      float(v['action_mask_grasp_margin']), float(v['action_mask_push_margin']))
+                      float(v['action_mask_grasp_margin']), float(v['action_mask_push_margin']),
+                      bool(v['action_mask_grasp_clearance']),
+                      float(v['action_mask_grasp_depth']))

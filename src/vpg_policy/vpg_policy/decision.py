@@ -19,7 +19,7 @@ so targets and choices agree. An empty table leaves every pixel allowed.
 Pure numpy / torch: the policy node and the trainer both use it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import enum
 import math
 
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 # Primitive and restriction codes (vpg_common.primitives), here for the policy's users.
 from vpg_common.primitives import ALLOW_BOTH, GRASP, GRASP_ONLY, PRIMITIVE_NAMES  # noqa: F401
 from vpg_common.primitives import PUSH, PUSH_ONLY  # noqa: F401
+from vpg_policy.grasp_clearance import clearance_masks
 from vpg_policy.rotations import rotation_angle
 
 
@@ -51,6 +52,14 @@ class ActionMask:
     """Metres around object cells where a grasp may be centred."""
     push_margin: float = 0.03
     """Metres around object cells where a push may start."""
+    grasp_clearance: bool = False
+    """
+    Also restrict grasps to rotations and pixels where the heightmap leaves room for both open
+    pads to go down (vpg_policy.grasp_clearance); the grasp mask is then (R, H, W) and may be
+    empty, in packed clutter, when pushing is the only sensible action.
+    """
+    grasp_depth: float = 0.03
+    """Metres below the surface a grasp sends the pinch point (the executor's grasp_depth)."""
 
 
 def _dilate(mask, radius_px):
@@ -62,12 +71,13 @@ def _dilate(mask, radius_px):
     return grown[0, 0].numpy() > 0.5
 
 
-def action_masks(height, resolution, mask=ActionMask()):
+def action_masks(height, resolution, mask=ActionMask(), num_rotations=None):
     """
-    Boolean (H, W) masks of allowed push and grasp pixels for a height map.
+    Boolean masks of allowed push and grasp pixels for a height map: (H, W) each.
 
     Both are all True when masking is off or no cell is an object (so a decision always
-    exists).
+    exists). With mask.grasp_clearance (num_rotations needed) the grasp mask is (R, H, W):
+    the object pixels where both pads have room at that rotation; it can be all False.
     """
     height = np.asarray(height)
     full = np.ones(height.shape, dtype=bool)
@@ -78,6 +88,11 @@ def action_masks(height, resolution, mask=ActionMask()):
         return full, full
     push = _dilate(objects, int(round(mask.push_margin / resolution)))
     grasp = _dilate(objects, int(round(mask.grasp_margin / resolution)))
+    if mask.grasp_clearance:
+        if num_rotations is None:
+            raise ValueError('the grasp clearance mask needs num_rotations')
+        grasp = grasp[None] & clearance_masks(height, resolution, num_rotations,
+                                              mask.grasp_depth)
     return push, grasp
 
 
@@ -147,9 +162,9 @@ def validate_heightmap(color, height, grid, multiple=1):
 
 
 def _best(q, mask=None):
-    """(max, (rotation, row, col)) of a Q map stack (R, H, W), over mask (H, W) if given."""
+    """(max, (rotation, row, col)) of a Q map stack (R, H, W), over mask (H, W) or (R, H, W)."""
     if mask is not None:
-        q = np.where(mask[None], q, -np.inf)
+        q = np.where(mask if mask.ndim == 3 else mask[None], q, -np.inf)
     flat = int(np.argmax(q))
     index = np.unravel_index(flat, q.shape)
     return float(q.flat[flat]), tuple(int(i) for i in index)
@@ -180,7 +195,17 @@ def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH
         if not np.isfinite(maps[primitive]).all():
             raise ValueError(f'{PRIMITIVE_NAMES[primitive]} Q maps hold NaN or infinite '
                              'values (diverged weights?)')
-    masks = dict(zip((PUSH, GRASP), action_masks(height, grid.resolution, mask)))
+    num_rotations = maps[primitives[0]].shape[0]
+    masks = dict(zip((PUSH, GRASP),
+                     action_masks(height, grid.resolution, mask, num_rotations)))
+    if not masks[GRASP].any():
+        # Grasp clearance left no grasp: push only, unless pushing is not allowed (then the
+        # grasp goes where it makes most sense, as without the clearance mask).
+        if PUSH in primitives:
+            primitives = (PUSH,)
+        else:
+            plain = replace(mask, grasp_clearance=False)
+            masks[GRASP] = action_masks(height, grid.resolution, plain)[1]
     best = {p: _best(maps[p], masks[p]) for p in primitives}
     max_push = best[PUSH][0] if PUSH in best else math.nan
     max_grasp = best[GRASP][0] if GRASP in best else math.nan

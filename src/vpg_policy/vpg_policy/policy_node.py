@@ -57,6 +57,8 @@ class PolicyParams:
     action_mask_min_height: float
     action_mask_push_margin: float
     action_mask_grasp_margin: float
+    action_mask_grasp_clearance: bool
+    action_mask_grasp_depth: float
     push_length: float
     grasp_width: float
     torch_threads: int

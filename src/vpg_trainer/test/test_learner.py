@@ -202,3 +202,24 @@ def test_inverse_loss_weight_is_validated():
         LearnerConfig(inverse_loss_weight=-1.0)
     with pytest.raises(ValueError, match='inverse_loss_weight'):
         LearnerConfig(inverse_loss_weight=float('nan'))
+
+
+def test_future_over_the_clearance_mask_is_pushes_only_when_no_grasp_has_room():
+    rng = np.random.default_rng(4)
+    model = small_model()
+    record = transition(rng, size=224)
+    rows, cols = np.mgrid[0:224, 0:224]
+    record.height_after = np.zeros_like(record.height_after)
+    # A 360 mm disc of 40 mm clutter: no grasp on it has room for both pads.
+    record.height_after[(rows - 112) ** 2 + (cols - 112) ** 2 <= 90 ** 2] = 0.04
+    clearance = ActionMask(grasp_clearance=True)
+    value = future_values(model, [record], clearance)[0]
+    with torch.no_grad():
+        maps = model(model.preprocess(record.color_after, record.height_after))
+    from vpg_policy.decision import action_masks
+    push_mask, grasp_mask = action_masks(record.height_after, record.grid['resolution'],
+                                         clearance, maps.grasp.shape[1])
+    assert not grasp_mask.any()
+    assert value == pytest.approx(float(maps.push[0][:, torch.from_numpy(push_mask)].max()),
+                                  abs=1e-6)
+    assert value <= future_values(model, [record], ActionMask())[0] + 1e-6

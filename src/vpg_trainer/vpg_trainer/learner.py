@@ -128,14 +128,19 @@ def future_values(model, records, mask):
         maps = model(model.preprocess(colors, heights))
         values = []
         for i, record in enumerate(records):
-            push_mask, grasp_mask = action_masks(record.height_after, _resolution(record), mask)
+            push_mask, grasp_mask = action_masks(record.height_after, _resolution(record), mask,
+                                                 maps.grasp.shape[1])
             empty = mask.enabled and not (record.height_after > mask.min_object_height).any()
             if empty:
                 values.append(0.0)
                 continue
-            push = maps.push[i][:, torch.from_numpy(push_mask)]
-            grasp = maps.grasp[i][:, torch.from_numpy(grasp_mask)]
-            values.append(float(torch.maximum(push.max(), grasp.max())))
+            value = maps.push[i][:, torch.from_numpy(push_mask)].max()
+            if grasp_mask.any():  # the clearance mask can leave no grasp: pushes only
+                grasp_mask = torch.from_numpy(grasp_mask)
+                grasp = (maps.grasp[i][grasp_mask] if grasp_mask.dim() == 3
+                         else maps.grasp[i][:, grasp_mask])
+                value = torch.maximum(value, grasp.max())
+            values.append(float(value))
         return np.asarray(values, np.float64)
     finally:
         model.train(was_training)

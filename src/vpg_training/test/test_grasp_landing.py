@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from vpg_policy.grasp_clearance import blocked as pad_blocked
 from vpg_trainer.replay import TransitionRecord
 from vpg_training import grasp_landing as gl
 
@@ -20,15 +21,15 @@ def _scene():
 
 def test_a_neighbour_under_a_pad_blocks_only_the_jaw_axis_that_reaches_it():
     height = _scene()
-    assert gl.finger_path_blocked(height, 100, 100, 0.0, RES)                  # along x
-    assert gl.finger_path_blocked(height, 100, 100, math.pi, RES)              # same line
-    assert not gl.finger_path_blocked(height, 100, 100, math.pi / 2, RES)      # along y
+    assert pad_blocked(height, 100, 100, 0.0, RES)                  # along x
+    assert pad_blocked(height, 100, 100, math.pi, RES)              # same line
+    assert not pad_blocked(height, 100, 100, math.pi / 2, RES)      # along y
     # A neighbour lower than the fingertips' lowest point is no obstacle: 40 mm top, pinch
     # 30 mm below it, pads 4.4 mm lower still -> 5.6 mm above the table.
     height[90:111, 118:139] = 0.004
-    assert not gl.finger_path_blocked(height, 100, 100, 0.0, RES)
+    assert not pad_blocked(height, 100, 100, 0.0, RES)
     height[90:111, 118:139] = 0.015
-    assert gl.finger_path_blocked(height, 100, 100, 0.0, RES)
+    assert pad_blocked(height, 100, 100, 0.0, RES)
 
 
 def test_stop_lines_count_for_the_next_step_and_several_cells_are_refused():

@@ -15,9 +15,8 @@ and counts grasps and successes per class over consecutive blocks of actions. It
 whether failed grasps fail because a finger lands on a neighbour, and whether the heightmap
 (the policy's only input) shows that beforehand.
 
-Pad geometry of the MuJoCo Menagerie 2F-85 with the fingers open, in the pinch point's frame:
-the pads span 42.7-50.7 mm from the pinch point along the jaw axis, 22 mm across, and reach
-4.4 mm below it.
+The pads' geometry and the test are vpg_policy.grasp_clearance's (the policy's clearance mask
+uses the same).
 
     python -m vpg_training.grasp_landing RUN_DIR [--blocks 3] [--json OUT]
 
@@ -33,17 +32,7 @@ import re
 import sys
 
 import numpy as np
-
-PAD_INNER = 0.0427
-"""m from the pinch point to the open pads' inner faces, along the jaw axis."""
-PAD_OUTER = 0.0507
-"""m from the pinch point to the pads' outer faces."""
-PAD_HALF_WIDTH = 0.011
-"""m, half the pads' extent across the jaw axis."""
-PAD_DIP = 0.0044
-"""m the open pads reach below the pinch point."""
-GRASP_DEPTH = 0.03
-"""m below the target's surface the pinch point is sent (PrimitiveConfig.grasp_depth)."""
+from vpg_policy.grasp_clearance import blocked as pad_blocked
 
 _STEP = re.compile(r'^\[(\w+/)?executor\] .*\]: step \d+: (grasp|push) reward ([-\d.]+)')
 _STOP = re.compile(r'^\[(\w+/)?sim\] .*tool contact: arm stopped')
@@ -76,24 +65,6 @@ def read_steps(lines):
     return steps
 
 
-def finger_path_blocked(height, row, col, angle, resolution, margin=0.005):
-    """
-    Whether either open pad would land on something before the pinch point reaches its depth.
-
-    height: (H, W) heightmap in metres, row = y, col = x; (row, col): the grasp's pixel; angle:
-    the jaw axis in radians from +x towards +y (vpg_policy.rotations).
-    """
-    height = np.asarray(height, dtype=float)
-    tip_z = float(height[row, col]) - GRASP_DEPTH - PAD_DIP
-    rows, cols = np.mgrid[0:height.shape[0], 0:height.shape[1]]
-    dx, dy = (cols - col) * resolution, (rows - row) * resolution
-    along = dx * np.cos(angle) + dy * np.sin(angle)
-    across = -dx * np.sin(angle) + dy * np.cos(angle)
-    under_pads = ((np.abs(along) >= PAD_INNER) & (np.abs(along) <= PAD_OUTER)
-                  & (np.abs(across) <= PAD_HALF_WIDTH))
-    return bool(under_pads.any() and height[under_pads].max() > tip_z + margin)
-
-
 def classify(records, steps, blocks=3):
     """
     Count grasps per (block, path, descent, success) from replay records and logged steps.
@@ -112,8 +83,8 @@ def classify(records, steps, blocks=3):
         if kind != 'grasp':
             continue
         angle = record.rotation_index * 2 * np.pi / record.num_rotations
-        blocked = finger_path_blocked(record.height_before, record.row, record.col, angle,
-                                      float(record.grid['resolution']))
+        blocked = pad_blocked(record.height_before, record.row, record.col, angle,
+                              float(record.grid['resolution']))
         counts[(blocks * k // len(records), 'blocked' if blocked else 'free',
                 'stopped' if step.stopped else 'reached', bool(record.grasp_success))] += 1
     return counts

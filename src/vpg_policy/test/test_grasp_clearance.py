@@ -1,0 +1,101 @@
+"""Room for the open pads: the single-grasp test, the per-rotation masks, the decision."""
+
+import math
+
+import numpy as np
+import pytest
+from vpg_perception.grid import HeightmapGrid
+from vpg_policy.decision import ActionMask, choose_action, GRASP, GRASP_ONLY, PUSH
+from vpg_policy.grasp_clearance import blocked, clearance_masks
+
+RES = 0.002
+GRID = HeightmapGrid(x_min=-0.724, x_max=-0.276, y_min=-0.224, y_max=0.224, resolution=RES)
+CLEARANCE = ActionMask(grasp_clearance=True)
+
+
+def _pair():
+    """Table at 0; a 40 mm cube at pixel (100, 100); a neighbour 36 mm away along +x."""
+    height = np.zeros((224, 224), np.float32)
+    height[90:111, 90:111] = 0.04
+    height[90:111, 118:139] = 0.04
+    return height
+
+
+def test_a_neighbour_under_a_pad_blocks_only_the_jaw_axis_that_reaches_it():
+    height = _pair()
+    assert blocked(height, 100, 100, 0.0, RES)                  # jaws along x
+    assert blocked(height, 100, 100, math.pi, RES)              # the same line
+    assert not blocked(height, 100, 100, math.pi / 2, RES)      # along y: room
+    # Lower than the pads' lowest point (40 mm top - 30 mm depth - 4.4 mm dip = 5.6 mm): room.
+    height[90:111, 118:139] = 0.004
+    assert not blocked(height, 100, 100, 0.0, RES)
+    height[90:111, 118:139] = 0.015
+    assert blocked(height, 100, 100, 0.0, RES)
+
+
+def test_masks_agree_with_the_single_grasp_test():
+    rng = np.random.default_rng(0)
+    height = np.zeros((224, 224), np.float32)
+    for _ in range(12):
+        r, c = rng.integers(20, 200, size=2)
+        height[r - 10:r + 10, c - 10:c + 10] = rng.uniform(0.02, 0.05)
+    masks = clearance_masks(height, RES, 16)
+    assert masks.shape == (16, 224, 224)
+    assert np.array_equal(masks[3], masks[11])  # i and i + 8: the same pads
+    for _ in range(300):
+        i, r, c = int(rng.integers(16)), int(rng.integers(224)), int(rng.integers(224))
+        assert masks[i, r, c] == (not blocked(height, r, c, i * 2 * math.pi / 16, RES)), (i, r, c)
+
+
+def _q(best_grasp_rotation=0):
+    """Q maps that prefer grasping at the cube's centre with jaws along x (blocked)."""
+    push = np.full((16, 224, 224), 0.1, np.float32)
+    grasp = np.full((16, 224, 224), 0.2, np.float32)
+    grasp[best_grasp_rotation, 100, 100] = 0.9
+    grasp[4, 100, 100] = 0.5  # jaws along y: room
+    return push, grasp
+
+
+def test_greedy_grasp_goes_where_the_pads_have_room():
+    push, grasp = _q()
+    plain = choose_action(push, grasp, _pair(), GRID, mask=ActionMask())
+    assert (plain.primitive, plain.rotation_index) == (GRASP, 0)
+    cleared = choose_action(push, grasp, _pair(), GRID, mask=CLEARANCE)
+    assert (cleared.primitive, cleared.rotation_index, cleared.row, cleared.col) == (
+        GRASP, 4, 100, 100)
+
+
+def _packed():
+    """Return a 360 mm disc of 40 mm high clutter: no grasp on it has room for both pads."""
+    rows, cols = np.mgrid[0:224, 0:224]
+    height = np.zeros((224, 224), np.float32)
+    height[(rows - 112) ** 2 + (cols - 112) ** 2 <= 90 ** 2] = 0.04
+    return height
+
+
+def test_the_corner_of_a_square_cluster_leaves_room_for_a_diagonal_grasp():
+    height = np.zeros((224, 224), np.float32)
+    height[70:130, 70:130] = 0.04
+    masks = clearance_masks(height, RES, 16)
+    assert not masks[:, 85:115, 85:115].any()  # the middle: pads on the cluster everywhere
+    assert masks[1, 70, 112]  # the corner region, jaws at 22.5 deg: both pads beside it
+
+
+def test_no_room_for_any_grasp_means_push_or_the_plain_mask_when_grasping_only():
+    push, grasp = _q()
+    from vpg_policy.decision import action_masks
+    assert not action_masks(_packed(), RES, CLEARANCE, 16)[1].any()
+    decision = choose_action(push, grasp, _packed(), GRID, mask=CLEARANCE)
+    assert decision.primitive == PUSH
+    # Exploration cannot send a grasp there either.
+    explored = [choose_action(push, grasp, _packed(), GRID, epsilon=1.0, mask=CLEARANCE,
+                              rng=np.random.default_rng(k)).primitive for k in range(20)]
+    assert set(explored) == {PUSH}
+    only = choose_action(push, grasp, _packed(), GRID, allowed=GRASP_ONLY, mask=CLEARANCE)
+    assert (only.primitive, only.row, only.col) == (GRASP, 100, 100)
+
+
+def test_the_clearance_mask_needs_the_rotation_count():
+    from vpg_policy.decision import action_masks
+    with pytest.raises(ValueError, match='num_rotations'):
+        action_masks(_pair(), RES, CLEARANCE)

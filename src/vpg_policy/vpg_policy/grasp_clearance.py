@@ -1,0 +1,78 @@
+"""
+Where the open fingers of a top-down grasp have room to go down, from the heightmap alone.
+
+A grasp sends the pinch point `grasp_depth` below the surface at the chosen pixel. The open
+2F-85's pads stand beside it along the jaw axis and reach below it; where the heightmap shows
+something under a pad higher than the pad's lowest point, the pad lands on it: the robot
+controller stops the descent on contact (ur_robot_driver's tool contact stop) and the grasp
+closes too high. In the MuJoCo cell such grasps almost never succeed
+(`python -m vpg_training.grasp_landing`).
+
+Pad geometry of the MuJoCo Menagerie 2F-85 with the fingers open, in the pinch point's frame:
+the pads span 42.7-50.7 mm from the pinch point along the jaw axis, 22 mm across, and reach
+4.4 mm below it. Angles as in vpg_policy.rotations: from +x towards +y, heightmap row = y and
+col = x. Pure numpy / OpenCV.
+"""
+
+import math
+
+import cv2
+import numpy as np
+
+PAD_INNER = 0.0427
+"""m from the pinch point to the open pads' inner faces, along the jaw axis."""
+PAD_OUTER = 0.0507
+"""m from the pinch point to the pads' outer faces."""
+PAD_HALF_WIDTH = 0.011
+"""m, half the pads' extent across the jaw axis."""
+PAD_DIP = 0.0044
+"""m the open pads reach below the pinch point."""
+GRASP_DEPTH = 0.03
+"""m below the surface the pinch point is sent (the executor's primitives.grasp_depth)."""
+MARGIN = 0.005
+"""m a surface under a pad must stand above the pad's lowest point to count (depth noise)."""
+
+
+def pad_kernel(angle, resolution):
+    """uint8 kernel (odd square, centred): 1 at the cells under either open pad."""
+    reach = int(math.ceil(PAD_OUTER / resolution)) + 1
+    ys, xs = np.mgrid[-reach:reach + 1, -reach:reach + 1] * resolution
+    along = xs * math.cos(angle) + ys * math.sin(angle)
+    across = -xs * math.sin(angle) + ys * math.cos(angle)
+    return ((np.abs(along) >= PAD_INNER) & (np.abs(along) <= PAD_OUTER)
+            & (np.abs(across) <= PAD_HALF_WIDTH)).astype(np.uint8)
+
+
+def blocked(height, row, col, angle, resolution, grasp_depth=GRASP_DEPTH, margin=MARGIN):
+    """Whether a pad of a grasp at (row, col) and jaw angle `angle` lands on something."""
+    height = np.asarray(height, dtype=float)
+    tip_z = float(height[row, col]) - grasp_depth - PAD_DIP
+    rows, cols = np.mgrid[0:height.shape[0], 0:height.shape[1]]
+    dx, dy = (cols - col) * resolution, (rows - row) * resolution
+    along = dx * math.cos(angle) + dy * math.sin(angle)
+    across = -dx * math.sin(angle) + dy * math.cos(angle)
+    under = ((np.abs(along) >= PAD_INNER) & (np.abs(along) <= PAD_OUTER)
+             & (np.abs(across) <= PAD_HALF_WIDTH))
+    return bool(under.any() and height[under].max() > tip_z + margin)
+
+
+def clearance_masks(height, resolution, num_rotations, grasp_depth=GRASP_DEPTH, margin=MARGIN):
+    """
+    Boolean (R, H, W): True where a grasp at that rotation and pixel has room for both pads.
+
+    Rotation i stands for the jaw angle i * 2 pi / R; the pads are symmetric, so i and i + R/2
+    share one computation. Outside the map nothing blocks.
+    """
+    height = np.ascontiguousarray(height, dtype=np.float32)
+    tip_z = height - np.float32(grasp_depth + PAD_DIP - margin)
+    masks = np.empty((num_rotations,) + height.shape, dtype=bool)
+    done = {}
+    for i in range(num_rotations):
+        angle = 2.0 * math.pi * i / num_rotations
+        key = round(math.degrees(angle) % 180.0, 6)
+        if key not in done:
+            highest = cv2.dilate(height, pad_kernel(angle, resolution),
+                                 borderType=cv2.BORDER_CONSTANT, borderValue=-1.0)
+            done[key] = highest <= tip_z
+        masks[i] = done[key]
+    return masks
