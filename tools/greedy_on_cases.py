@@ -1,7 +1,7 @@
 """
 What a policy does first on each challenging case: greedy primitive and its best Q values.
 
-    python tools/greedy_on_cases.py WEIGHTS [WEIGHTS ...] [--cases FILE ...]
+    python tools/greedy_on_cases.py WEIGHTS [WEIGHTS ...] [--cases FILE ...] [--grasp-clearance]
 
 Each case is placed in the MuJoCo cell (nominal, as the evaluation runs it), rendered through
 the D415 depth model, turned into a heightmap with the table refit (as the heightmap node does)
@@ -29,8 +29,12 @@ def main(argv=None):
     parser.add_argument('--cases', nargs='*', default=None,
                         help='case files (default: the bundled challenging cases)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the depth noise')
+    parser.add_argument('--grasp-clearance', action='store_true',
+                        help='grasps only where both open pads have room (the policy parameter '
+                             'action_mask_grasp_clearance)')
     args = parser.parse_args(argv)
-    policies = [Policy(load_model(path)[0], mask=ActionMask()) for path in args.weights]
+    mask = ActionMask(grasp_clearance=args.grasp_clearance)
+    policies = [Policy(load_model(path)[0], mask=mask) for path in args.weights]
     robot, grid = CellRobot(), HeightmapGrid()
     builder = HeightmapBuilder(grid, TableFit())
     sensor, rng = depth_model.profile('d415'), np.random.default_rng(args.seed)
