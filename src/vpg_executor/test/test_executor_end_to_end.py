@@ -110,9 +110,17 @@ def call(node, runner, srv_type, name, request, timeout=60):
 def send_goal(node, runner, goal, feedback):
     client = ActionClient(node, PickAll, 'pick_all')
     assert client.wait_for_server(timeout_sec=60), 'pick_all not available'
-    handle = wait(client.send_goal_async(
-        goal, feedback_callback=lambda fb: feedback.append(fb.feedback)), runner, 30)
-    return handle
+    # Right after discovery a goal request can be lost (seen once in 30 s of waiting, not
+    # reproduced since): ask once more before failing. Had the first been accepted with its
+    # answer lost, the second is refused (one goal at a time) and the test fails on that.
+    for attempt in range(2):
+        future = client.send_goal_async(
+            goal, feedback_callback=lambda fb: feedback.append(fb.feedback))
+        try:
+            return wait(future, runner, 15)
+        except AssertionError:
+            if attempt:
+                raise
 
 
 def test_pick_all_clears_three_isolated_blocks(cell):
