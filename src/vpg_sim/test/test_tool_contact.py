@@ -61,6 +61,9 @@ def test_the_cell_stops_the_arm_at_the_step_the_contact_force_crosses_the_thresh
     # within the peak the probes allow (2.5 x the threshold).
     assert 20.0 < force < 50.0
     assert not rig.cell.tool_contact_armed  # detection ended with the stop
+    # What the gripper touched at the stop: a fingertip pad on a block, nothing else.
+    touched = rig.cell.tool_contact_touches
+    assert touched and all('pad' in mine and other.startswith('block') for mine, other in touched)
     # The fingertip rests on the neighbour's top (nominal pinch point 54.5 mm above the
     # table), and nothing was shoved.
     assert rig.tcp()[2] > 0.050

@@ -134,6 +134,8 @@ class Cell:
         self._tool_contact = None
         self.tool_contact_stop = None
         """(time s, force change N) of the last tool contact stop since arming; None: none."""
+        self.tool_contact_touches = ()
+        """At that stop: (gripper geom, body it touched) of every gripper contact, for logs."""
         self.scene_randomization = None
         """The RandomizationSample of the current scene (None: nominal cell)."""
         self._build([], previous=None)
@@ -301,6 +303,7 @@ class Cell:
         """
         self._tool_contact = ToolContactWatch(self._contact_force_base(), threshold)
         self.tool_contact_stop = None
+        self.tool_contact_touches = ()
 
     def disarm_tool_contact(self):
         """End tool contact detection (the arm is not stopped)."""
@@ -321,6 +324,7 @@ class Cell:
         velocity = self._site_jacobian[:, self._arm_dof] @ self._desired[1]
         if watch.touched(force, velocity):
             self.tool_contact_stop = (float(data.time), watch.peak)
+            self.tool_contact_touches = self.gripper_touches()
             self._tool_contact = None
             self.stop_arm()
 
@@ -519,6 +523,20 @@ class Cell:
     def _contact_force_base(self):
         """Return the contact force (3,) N on the gripper in the base frame (see tool_wrench)."""
         return self._contact_wrench_base()[0]
+
+    def gripper_touches(self):
+        """(gripper geom name, name of the body it touches) of every contact the gripper has."""
+        model, data = self.model, self.data
+        if not data.ncon:
+            return ()
+        grip = self._gripper_body[model.geom_bodyid[data.contact.geom[:data.ncon]]]
+        touches = []
+        for i in np.flatnonzero(grip[:, 0] != grip[:, 1]).tolist():
+            geom1, geom2 = (int(g) for g in data.contact.geom[i])
+            mine, other = (geom1, geom2) if grip[i, 0] else (geom2, geom1)
+            name = model.geom(mine).name or f'{model.body(model.geom_bodyid[mine]).name} geom'
+            touches.append((name, model.body(model.geom_bodyid[other]).name))
+        return tuple(sorted(set(touches)))
 
     def _contact_wrench_base(self):
         model, data = self.model, self.data

@@ -357,12 +357,13 @@ class SimNode(Node):
         finally:
             with self._lock:
                 stop = self._cell.tool_contact_stop
+                touches = self._cell.tool_contact_touches
                 self._cell.disarm_tool_contact()
                 self._tool_contact_busy = False
         if stop is not None:
             self.get_logger().info(
                 f'tool contact: arm stopped at {stop[0]:.3f} s, {stop[1]:.1f} N against the '
-                'motion')
+                'motion; touching: ' + ', '.join(f'{mine} on {other}' for mine, other in touches))
             goal_handle.succeed()
         elif goal_handle.is_cancel_requested:
             goal_handle.canceled()
