@@ -47,13 +47,13 @@ def blocked(height, row, col, angle, resolution, grasp_depth=GRASP_DEPTH, margin
     """Whether a pad of a grasp at (row, col) and jaw angle `angle` lands on something."""
     height = np.asarray(height, dtype=float)
     tip_z = float(height[row, col]) - grasp_depth - PAD_DIP
-    rows, cols = np.mgrid[0:height.shape[0], 0:height.shape[1]]
-    dx, dy = (cols - col) * resolution, (rows - row) * resolution
-    along = dx * math.cos(angle) + dy * math.sin(angle)
-    across = -dx * math.sin(angle) + dy * math.cos(angle)
-    under = ((np.abs(along) >= PAD_INNER) & (np.abs(along) <= PAD_OUTER)
-             & (np.abs(across) <= PAD_HALF_WIDTH))
-    return bool(under.any() and height[under].max() > tip_z + margin)
+    kernel = pad_kernel(angle, resolution)
+    reach = kernel.shape[0] // 2
+    rows, cols = np.nonzero(kernel)
+    rows, cols = rows + row - reach, cols + col - reach
+    inside = (rows >= 0) & (rows < height.shape[0]) & (cols >= 0) & (cols < height.shape[1])
+    under = height[rows[inside], cols[inside]]
+    return bool(under.size and under.max() > tip_z + margin)
 
 
 def clearance_masks(height, resolution, num_rotations, grasp_depth=GRASP_DEPTH, margin=MARGIN):
