@@ -524,14 +524,26 @@ class Cell:
         """Return the contact force (3,) N on the gripper in the base frame (see tool_wrench)."""
         return self._contact_wrench_base()[0]
 
+    def _gripper_contacts(self):
+        """
+        Return the gripper's contacts with anything else: (indices, gripper mask (ncon, 2)).
+
+        The mask says which of each contact's two geoms belong to the gripper. One array
+        lookup instead of a Python pass over every contact: blocks on the table make dozens
+        per step, and the wrench is read at every step while a tool contact stop is armed.
+        """
+        model, data = self.model, self.data
+        if not data.ncon:
+            return [], None
+        grip = self._gripper_body[model.geom_bodyid[data.contact.geom[:data.ncon]]]
+        return np.flatnonzero(grip[:, 0] != grip[:, 1]).tolist(), grip
+
     def gripper_touches(self):
         """(gripper geom name, name of the body it touches) of every contact the gripper has."""
         model, data = self.model, self.data
-        if not data.ncon:
-            return ()
-        grip = self._gripper_body[model.geom_bodyid[data.contact.geom[:data.ncon]]]
+        indices, grip = self._gripper_contacts()
         touches = []
-        for i in np.flatnonzero(grip[:, 0] != grip[:, 1]).tolist():
+        for i in indices:
             geom1, geom2 = (int(g) for g in data.contact.geom[i])
             mine, other = (geom1, geom2) if grip[i, 0] else (geom2, geom1)
             name = model.geom(mine).name or f'{model.body(model.geom_bodyid[mine]).name} geom'
@@ -543,14 +555,9 @@ class Cell:
         force = np.zeros(3)
         torque = np.zeros(3)
         origin = data.site_xpos[self._tool_site]
-        if not data.ncon:
-            return force, torque
-        # Only contacts between a gripper body and something else count: find them with one
-        # array lookup instead of a Python pass over every contact (blocks on the table make
-        # dozens per step, and this runs at every step while a tool contact stop is armed).
-        grip = self._gripper_body[model.geom_bodyid[data.contact.geom[:data.ncon]]]
+        indices, grip = self._gripper_contacts()
         local = np.zeros(6)
-        for i in np.flatnonzero(grip[:, 0] != grip[:, 1]).tolist():
+        for i in indices:
             contact = data.contact[i]
             grip2 = grip[i, 1]
             mujoco.mj_contactForce(model, data, i, local)
