@@ -42,11 +42,7 @@ def main(argv=None):
                                         (grid.y_min, grid.y_max))
         robot.reset(objects)
         model = robot.cell.model
-        fx, fy, cx, cy = scene.camera_intrinsics(model)
-        intrinsics = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-        translation, rotation = scene.camera_pose(model)
-        pose = np.eye(4)
-        pose[:3, :3], pose[:3, 3] = rotation, translation
+        intrinsics, pose = scene.camera_matrices(model)
         if renderer is None:
             renderer = RgbdRenderer(model)
         else:
@@ -54,7 +50,8 @@ def main(argv=None):
         rgb, depth = renderer.render(robot.cell.data)
         room = {}
         for name, sensor in sensors.items():
-            metres = sensor.apply(depth.copy(), rgb, rng, fx).astype(np.float64) / 1000.0
+            metres = sensor.apply(depth.copy(), rgb, rng, intrinsics[0, 0]).astype(np.float64)
+            metres /= 1000.0
             maps = HeightmapBuilder(grid, TableFit()).build(rgb, metres, intrinsics, pose)
             room[name] = action_masks(maps.height, grid.resolution, mask, NUM_ROTATIONS)[1]
         d415, ideal = room['d415'], room['ideal']

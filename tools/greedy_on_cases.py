@@ -41,11 +41,7 @@ def main(argv=None):
     renderer = None
     for case in args.cases or bundled_cases():
         robot.reset(blocks.load_test_case(case))
-        fx, fy, cx, cy = scene.camera_intrinsics(robot.cell.model)
-        intrinsics = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-        translation, rotation = scene.camera_pose(robot.cell.model)
-        pose = np.eye(4)
-        pose[:3, :3], pose[:3, 3] = rotation, translation
+        intrinsics, pose = scene.camera_matrices(robot.cell.model)
         if renderer is None:
             renderer = RgbdRenderer(robot.cell.model)
         else:

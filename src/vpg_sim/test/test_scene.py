@@ -134,3 +134,13 @@ def test_calibration_marker_corner_matches_the_documented_offset(marker_model):
         errors.append(np.linalg.norm(corners.reshape(-1, 2)[4] - expected))
     rgbd.close()
     assert max(errors) < 1.0, errors
+
+
+def test_camera_matrices_are_the_intrinsics_and_pose_as_matrices():
+    model = scene.build_model()
+    intrinsics, pose = scene.camera_matrices(model)
+    fx, fy, cx, cy = scene.camera_intrinsics(model)
+    assert np.allclose(intrinsics, [[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
+    translation, rotation = scene.camera_pose(model)
+    assert np.allclose(pose[:3, :3], rotation) and np.allclose(pose[:3, 3], translation)
+    assert np.allclose(pose[3], [0, 0, 0, 1])

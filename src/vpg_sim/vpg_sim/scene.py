@@ -262,6 +262,16 @@ def camera_pose(model):
     return data.cam_xpos[cam].copy(), rotation
 
 
+def camera_matrices(model):
+    """Return (K (3, 3), base_T_camera (4, 4)) of the cell's camera, as heightmap builders take."""
+    fx, fy, cx, cy = camera_intrinsics(model)
+    intrinsics = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    translation, rotation = camera_pose(model)
+    pose = np.eye(4)
+    pose[:3, :3], pose[:3, 3] = rotation, translation
+    return intrinsics, pose
+
+
 def matrix_to_quat_xyzw(rotation):
     """Convert a rotation matrix to a unit quaternion (x, y, z, w) with w >= 0."""
     w, x, y, z = _quat_from_matrix(rotation)
