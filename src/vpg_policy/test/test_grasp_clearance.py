@@ -33,6 +33,35 @@ def test_a_neighbour_under_a_pad_blocks_only_the_jaw_axis_that_reaches_it():
     assert blocked(height, 100, 100, 0.0, RES)
 
 
+def test_a_cell_whose_square_reaches_under_a_pad_blocks():
+    # A neighbour beside the jaw axis from 12 mm across it (the cells centred there span 11-13
+    # mm) and 42-80 mm along it: the pads reach 11 mm across, so its edge may lie under a
+    # pad's corner though no cell centre does (the stops tools/grasp_room_probe.py found).
+    height = np.zeros((224, 224), np.float32)
+    height[90:111, 90:111] = 0.04
+    height[106:127, 121:140] = 0.04
+    assert blocked(height, 100, 100, 0.0, RES)
+    assert not clearance_masks(height, RES, 16)[0, 100, 100]
+    # From 16 mm across (edge between 15 and 17 mm) it is clear of the pads.
+    height[106:127, 121:140] = 0.0
+    height[108:127, 121:140] = 0.04
+    assert not blocked(height, 100, 100, 0.0, RES)
+    assert clearance_masks(height, RES, 16)[0, 100, 100]
+
+
+def test_beyond_the_maps_edge_the_edges_heights_continue():
+    height = np.zeros((224, 224), np.float32)
+    height[100:121, 212:224] = 0.04  # a block the map's edge cuts at x
+    assert blocked(height, 110, 216, 0.0, RES)          # a pad reaches past the edge onto it
+    assert not clearance_masks(height, RES, 16)[0, 110, 216]
+    assert not blocked(height, 110, 216, math.pi / 2, RES)  # jaws along y: room
+    assert clearance_masks(height, RES, 16)[4, 110, 216]
+    # Bare table at the edge stays bare: a grasp near it with jaws along x has room.
+    height[:] = 0.0
+    height[40:61, 200:212] = 0.04
+    assert not blocked(height, 50, 206, 0.0, RES)
+
+
 def test_masks_agree_with_the_single_grasp_test():
     rng = np.random.default_rng(0)
     height = np.zeros((224, 224), np.float32)
@@ -78,7 +107,7 @@ def test_the_corner_of_a_square_cluster_leaves_room_for_a_diagonal_grasp():
     height[70:130, 70:130] = 0.04
     masks = clearance_masks(height, RES, 16)
     assert not masks[:, 85:115, 85:115].any()  # the middle: pads on the cluster everywhere
-    assert masks[1, 70, 112]  # the corner region, jaws at 22.5 deg: both pads beside it
+    assert masks[1, 70, 116]  # the corner region, jaws at 22.5 deg: both pads beside it
 
 
 def test_no_room_for_any_grasp_means_push_or_the_plain_mask_when_grasping_only():

@@ -12,6 +12,13 @@ Pad geometry of the MuJoCo Menagerie 2F-85 with the fingers open, in the pinch p
 the pads span 42.7-50.7 mm from the pinch point along the jaw axis, 22 mm across, and reach
 4.4 mm below it. Angles as in vpg_policy.rotations: from +x towards +y, heightmap row = y and
 col = x. Pure numpy / OpenCV.
+
+A cell counts as under a pad when any part of its square may overlap the pad (the rectangle
+grown by half a cell's diagonal), not only when its centre does: in the cell, grasps the mask
+let through were stopped on a pad's corner or inner edge touching a block edge that fell
+between cell centres (`tools/grasp_room_probe.py`). Beyond the map's edge the edge's heights
+continue (a block the edge cuts goes on; bare table stays bare), since a pad reaching past
+the edge lands on whatever the camera did not map there.
 """
 
 import math
@@ -34,13 +41,14 @@ MARGIN = 0.005
 
 
 def pad_kernel(angle, resolution):
-    """uint8 kernel (odd square, centred): 1 at the cells under either open pad."""
-    reach = int(math.ceil(PAD_OUTER / resolution)) + 1
+    """uint8 kernel (odd square, centred): 1 at the cells that may lie under either open pad."""
+    grow = resolution / math.sqrt(2.0)  # half a cell's diagonal
+    reach = int(math.ceil((PAD_OUTER + grow) / resolution)) + 1
     ys, xs = np.mgrid[-reach:reach + 1, -reach:reach + 1] * resolution
     along = xs * math.cos(angle) + ys * math.sin(angle)
     across = -xs * math.sin(angle) + ys * math.cos(angle)
-    return ((np.abs(along) >= PAD_INNER) & (np.abs(along) <= PAD_OUTER)
-            & (np.abs(across) <= PAD_HALF_WIDTH)).astype(np.uint8)
+    return ((np.abs(along) >= PAD_INNER - grow) & (np.abs(along) <= PAD_OUTER + grow)
+            & (np.abs(across) <= PAD_HALF_WIDTH + grow)).astype(np.uint8)
 
 
 def blocked(height, row, col, angle, resolution, grasp_depth=GRASP_DEPTH, margin=MARGIN):
@@ -50,10 +58,10 @@ def blocked(height, row, col, angle, resolution, grasp_depth=GRASP_DEPTH, margin
     kernel = pad_kernel(angle, resolution)
     reach = kernel.shape[0] // 2
     rows, cols = np.nonzero(kernel)
-    rows, cols = rows + row - reach, cols + col - reach
-    inside = (rows >= 0) & (rows < height.shape[0]) & (cols >= 0) & (cols < height.shape[1])
-    under = height[rows[inside], cols[inside]]
-    return bool(under.size and under.max() > tip_z + margin)
+    # Beyond the edge the edge's heights continue (as clearance_masks' replicated border).
+    rows = np.clip(rows + row - reach, 0, height.shape[0] - 1)
+    cols = np.clip(cols + col - reach, 0, height.shape[1] - 1)
+    return bool(height[rows, cols].max() > tip_z + margin)
 
 
 def clearance_masks(height, resolution, num_rotations, grasp_depth=GRASP_DEPTH, margin=MARGIN):
@@ -61,7 +69,7 @@ def clearance_masks(height, resolution, num_rotations, grasp_depth=GRASP_DEPTH, 
     Boolean (R, H, W): True where a grasp at that rotation and pixel has room for both pads.
 
     Rotation i stands for the jaw angle i * 2 pi / R; the pads are symmetric, so i and i + R/2
-    share one computation. Outside the map nothing blocks.
+    share one computation. Beyond the map's edge the edge's heights continue.
     """
     height = np.ascontiguousarray(height, dtype=np.float32)
     tip_z = height - np.float32(grasp_depth + PAD_DIP - margin)
@@ -72,7 +80,7 @@ def clearance_masks(height, resolution, num_rotations, grasp_depth=GRASP_DEPTH, 
         key = round(math.degrees(angle) % 180.0, 6)
         if key not in done:
             highest = cv2.dilate(height, pad_kernel(angle, resolution),
-                                 borderType=cv2.BORDER_CONSTANT, borderValue=-1.0)
+                                 borderType=cv2.BORDER_REPLICATE)
             done[key] = highest <= tip_z
         masks[i] = done[key]
     return masks

@@ -1,0 +1,184 @@
+"""
+Grasps the clearance mask allows, run in the cell: which are stopped on contact, and on what.
+
+    python tools/grasp_room_probe.py [--scenes 10] [--grasps 20] [--seed 0] [--randomize]
+
+For random 10-block scenes (VPG's drops; nominal cell, or with --randomize each scene's
+friction, masses, camera pose and depth scale drawn as in training, the heightmap built with the
+nominal calibration as the heightmap node does), one render through the D415 depth model
+becomes a heightmap (table refit, as the heightmap node does); grasps are drawn at random among
+the object pixels and rotations where the mask of `action_mask_grasp_clearance` leaves room for
+both open pads, and each is run from the same saved state with the executor's own grasp
+primitive (vpg_evaluation.cell_backend.CellRobot, the cell's stop on tool contact as in the
+graph). Per grasp: the block under the pixel (ray straight down), whether the descent was
+stopped, which gripper geom touched which body and where (contact point in the jaw frame of the
+grasp: along the jaw axis, across it, and height above the commanded pinch point), whether the
+exact scene (ray-cast) has something under the pads, and the executor's success. Prints one
+line per stopped grasp and, as the last line, one JSON object of counts.
+"""
+
+import argparse
+from collections import Counter
+import json
+import math
+from types import SimpleNamespace
+
+import mujoco
+import numpy as np
+from vpg_evaluation.cell_backend import CellRobot
+from vpg_evaluation.oracle import surface_heights
+from vpg_executor.motion import MotionError
+from vpg_executor.safety import TargetRejected
+from vpg_perception.grid import HeightmapGrid
+from vpg_perception.heightmap import HeightmapBuilder, TableFit
+from vpg_policy import grasp_clearance
+from vpg_policy.decision import action_masks, ActionMask
+from vpg_sim import blocks, depth_model, scene
+from vpg_sim.camera import RgbdRenderer
+from vpg_sim.cell import Cell, CellConfig
+from vpg_sim.randomization import RandomizationRanges
+
+NUM_ROTATIONS = 16
+
+
+def body_under(cell, point):
+    """Name of the body a ray straight down at (x, y) meets first (table and blocks)."""
+    groups = np.array([1, 1, 0, 0, 0, 0], dtype=np.uint8)
+    geom = np.zeros(1, dtype=np.int32)
+    distance = mujoco.mj_ray(cell.model, cell.data, np.array([point[0], point[1], 0.5]),
+                             np.array([0.0, 0.0, -1.0]), groups, True, -1, geom)
+    if distance < 0:
+        return None
+    return cell.model.body(cell.model.geom_bodyid[geom[0]]).name
+
+
+def record_contacts(cell):
+    """Make the cell keep, at each tool contact stop, its gripper contacts' points (probe only)."""
+    original = cell.gripper_touches
+    cell.probe_points = []
+
+    def touches():
+        model, data = cell.model, cell.data
+        indices, grip = cell._gripper_contacts()
+        points = []
+        for i in indices:
+            geom1, geom2 = (int(g) for g in data.contact.geom[i])
+            mine, other = (geom1, geom2) if grip[i, 0] else (geom2, geom1)
+            points.append((model.geom(mine).name,
+                           model.body(model.geom_bodyid[other]).name,
+                           data.contact.pos[i].copy()))
+        cell.probe_points = points
+        return original()
+
+    cell.gripper_touches = touches
+
+
+def exact_blocked(cell, grid, row, col, angle, surface):
+    """Whether the exact scene has something under a pad (same rule as the mask, no margin)."""
+    kernel = grasp_clearance.pad_kernel(angle, grid.resolution)
+    reach = kernel.shape[0] // 2
+    rows, cols = np.nonzero(kernel)
+    rows, cols = rows + row - reach, cols + col - reach
+    under = surface_heights(cell, grid, rows, cols)
+    tip = surface - grasp_clearance.GRASP_DEPTH - grasp_clearance.PAD_DIP
+    return bool(under.max() > tip)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
+    parser.add_argument('--scenes', type=int, default=10)
+    parser.add_argument('--grasps', type=int, default=20, help='grasps per scene')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--randomize', action='store_true',
+                        help="draw each scene's physics, camera pose and depth scale")
+    args = parser.parse_args(argv)
+    nominal = CellRobot()
+    intrinsics, pose = scene.camera_matrices(nominal.cell.model)  # the calibration file
+    robot = nominal
+    if args.randomize:
+        robot = CellRobot(cell=Cell(CellConfig(randomization=RandomizationRanges(),
+                                               randomization_seed=args.seed)))
+    grid = HeightmapGrid()
+    mask = ActionMask(grasp_clearance=True)
+    sensor, rng = depth_model.profile('d415'), np.random.default_rng(args.seed)
+    renderer = None
+    counts = Counter()
+    along_hits = []
+    for k in range(args.scenes):
+        objects = blocks.random_objects(10, args.seed * 1000 + k, (grid.x_min, grid.x_max),
+                                        (grid.y_min, grid.y_max))
+        robot.reset(objects)
+        cell = robot.cell
+        record_contacts(cell)
+        scale = 1.0 if cell.scene_randomization is None else cell.scene_randomization.depth_scale
+        if renderer is None:
+            renderer = RgbdRenderer(cell.model)
+        else:
+            renderer.set_model(cell.model)
+        rgb, depth = renderer.render(cell.data)
+        metres = sensor.apply(depth, rgb, rng, intrinsics[0, 0],
+                              scale).astype(np.float64) / 1000.0
+        maps = HeightmapBuilder(grid, TableFit()).build(rgb, metres, intrinsics, pose)
+        heightmap = SimpleNamespace(height=maps.height, grid=grid)
+        room = action_masks(maps.height, grid.resolution, mask, NUM_ROTATIONS)[1]
+        state = cell.save_state()
+        choices = np.argwhere(room)
+        picks = choices[rng.choice(len(choices), size=min(args.grasps, len(choices)),
+                                   replace=False)]
+        for rotation, row, col in picks:
+            cell.restore_state(state)
+            robot.sync()
+            angle = rotation * 2 * math.pi / NUM_ROTATIONS
+            surface = float(maps.height[row, col])
+            position = grid.pixel_to_point(row, col, surface)
+            target = body_under(cell, position)
+            exact = exact_blocked(cell, grid, row, col, angle, surface)
+            try:
+                success = bool(robot.robot.grasp(tuple(position), angle,
+                                                 heightmap=heightmap).success)
+            except (MotionError, TargetRejected) as error:
+                counts['motion_error'] += 1
+                print(f'scene {k} grasp ({row}, {col}, r{rotation}): {error}')
+                continue
+            stopped = cell.tool_contact_stop is not None
+            counts['grasps'] += 1
+            counts['success'] += success
+            counts['exact_blocked'] += exact
+            if not stopped:
+                counts['reached'] += 1
+                counts['reached_success'] += success
+                continue
+            counts['stopped'] += 1
+            counts['stopped_success'] += success
+            counts['stopped_exact_blocked'] += exact
+            on_target = False
+            parts = []
+            pinch_z = surface + grid.z_min - grasp_clearance.GRASP_DEPTH
+            for geom, body, point in cell.probe_points:
+                d = point[:2] - position[:2]
+                along = d[0] * math.cos(angle) + d[1] * math.sin(angle)
+                across = -d[0] * math.sin(angle) + d[1] * math.cos(angle)
+                on_target |= body == target
+                along_hits.append(abs(along))
+                parts.append(f'{geom} on {body}{" (target)" if body == target else ""} at '
+                             f'along {along * 1000:+.0f} across {across * 1000:+.0f} '
+                             f'z {(point[2] - pinch_z) * 1000:+.0f} mm')
+            counts['stopped_on_target'] += on_target
+            counts['stopped_on_neighbour'] += not on_target
+            tcp = cell.tool_contact_stop
+            print(f'scene {k} grasp ({row:3d}, {col:3d}, r{rotation:2d}) on {target}: stopped at '
+                  f't={tcp[0]:.2f}; exact scene blocks a pad: {exact}; success {success}; '
+                  + '; '.join(sorted(set(parts))), flush=True)
+    if renderer is not None:
+        renderer.close()
+    result = {'tool': 'grasp_room_probe', 'scenes': args.scenes, 'seed': args.seed,
+              'randomize': args.randomize, **dict(counts)}
+    if along_hits:
+        result['touch_along_mm_quartiles'] = [round(float(q) * 1000, 1) for q in
+                                              np.percentile(along_hits, [25, 50, 75])]
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
