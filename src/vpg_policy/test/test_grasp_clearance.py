@@ -128,3 +128,24 @@ def test_the_clearance_mask_needs_the_rotation_count():
     from vpg_policy.decision import action_masks
     with pytest.raises(ValueError, match='num_rotations'):
         action_masks(_pair(), RES, CLEARANCE)
+
+
+def test_random_actions_go_where_the_masks_allow():
+    from vpg_policy.decision import action_masks
+    push, grasp = _q()
+    height = _pair()
+    push_mask, grasp_mask = action_masks(height, RES, CLEARANCE, 16)
+    rng = np.random.default_rng(3)
+    chosen = [choose_action(push, grasp, height, GRID, 1.0, rng=rng, mask=CLEARANCE,
+                            exploration='random_action') for _ in range(300)]
+    grasps = [d for d in chosen if d.primitive == GRASP]
+    pushes = [d for d in chosen if d.primitive == PUSH]
+    assert len(grasps) > 100 and len(pushes) > 100
+    assert all(grasp_mask[d.rotation_index, d.row, d.col] for d in grasps)
+    assert all(push_mask[d.row, d.col] for d in pushes)
+    # Spread over the allowed grasps, not the greedy one: many rotations and pixels.
+    assert len({d.rotation_index for d in grasps}) > 8
+    assert len({(d.row, d.col) for d in grasps}) > 50
+    # Jaws along x at the cube's middle are never drawn (a pad would land on the neighbour).
+    assert not any(d.rotation_index in (0, 8) and 90 <= d.row <= 110 and 97 <= d.col <= 103
+                   for d in grasps)

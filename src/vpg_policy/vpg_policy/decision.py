@@ -7,9 +7,11 @@ Exploration is epsilon-greedy; with probability epsilon the action is drawn at r
 
 * ``random_primitive`` (VPG): a random allowed primitive, executed at its own best pixel and
   rotation;
-* ``random_action``: a random allowed primitive, rotation and pixel, the pixel drawn among
-  the cells higher than ``min_object_height`` (all cells when none is), so exploration
-  touches objects rather than the empty table.
+* ``random_action``: a random allowed primitive, rotation and pixel, so exploration touches
+  objects rather than the empty table: with the action mask on, drawn among the rotations and
+  pixels the mask allows (a push starting near an object, a grasp on one and, with the grasp
+  clearance mask, only where both pads have room); without it, the pixel among the cells
+  higher than ``min_object_height`` (all cells when none is).
 
 Greedy choices can be restricted to where acting makes sense (``ActionMask``, the "common
 sense" masking of Hundt et al.'s follow-up to VPG): grasps on object pixels, pushes starting
@@ -161,6 +163,17 @@ def validate_heightmap(color, height, grid, multiple=1):
         raise InvalidHeightmapError('height map must hold finite float values (metres)')
 
 
+def _random_allowed(mask, shape, rng):
+    """Draw (rotation, row, col) uniformly among those a (H, W) or (R, H, W) mask allows."""
+    if mask.ndim == 2:
+        cells = np.flatnonzero(mask)
+        row, col = np.unravel_index(int(cells[rng.integers(cells.size)]), mask.shape)
+        return int(rng.integers(shape[0])), int(row), int(col)
+    cells = np.flatnonzero(mask)
+    return tuple(int(i) for i in np.unravel_index(int(cells[rng.integers(cells.size)]),
+                                                  mask.shape))
+
+
 def _best(q, mask=None):
     """(max, (rotation, row, col)) of a Q map stack (R, H, W), over mask (H, W) or (R, H, W)."""
     if mask is not None:
@@ -179,8 +192,9 @@ def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH
     height: (H, W) metres, for the local height of the chosen pixel; grid: the
     vpg_perception HeightmapGrid for pixel -> point. rng: numpy Generator for the
     exploration draws (a fresh unseeded one when None). mask: ActionMask for the greedy
-    choices. explore_grasp_fraction: probability that an exploratory draw picks a grasp when
-    both primitives are allowed (VPG: 0.5; Good Robot explores with grasps 4 times in 5).
+    choices and for random_action's draws. explore_grasp_fraction: probability that an
+    exploratory draw picks a grasp when both primitives are allowed (VPG: 0.5; Good Robot
+    explores with grasps 4 times in 5).
     """
     primitives = allowed_primitives(allowed)
     if not 0.0 <= explore_grasp_fraction <= 1.0:
@@ -219,7 +233,9 @@ def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH
         else:
             primitive = GRASP if rng.random() < explore_grasp_fraction else PUSH
     rotation, row, col = best[primitive][1]
-    if exploratory and exploration is Exploration.RANDOM_ACTION:
+    if exploratory and exploration is Exploration.RANDOM_ACTION and mask.enabled:
+        rotation, row, col = _random_allowed(masks[primitive], maps[primitive].shape, rng)
+    elif exploratory and exploration is Exploration.RANDOM_ACTION:
         num_rotations = maps[primitive].shape[0]
         rotation = int(rng.integers(num_rotations))
         rows, cols = np.nonzero(height > min_object_height)

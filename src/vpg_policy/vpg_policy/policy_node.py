@@ -93,14 +93,16 @@ def declare_parameters(node):
             boolean)),
         ('exploration', Exploration.RANDOM_PRIMITIVE.value, _spec(
             "what an epsilon draw randomises: 'random_primitive' (VPG: random primitive at its "
-            "best pixel) or 'random_action' (random primitive, rotation and object pixel)",
+            "best pixel) or 'random_action' (random primitive, rotation and pixel among those the "
+            'action mask allows; an object pixel when the mask is off)',
             string)),
         ('exploration_grasp_fraction', 0.5, _spec(
             'probability that an epsilon draw picks a grasp when both primitives are allowed '
             '(VPG: 0.5; Good Robot: 0.8, so that early training gathers grasps, not only pushes)',
             double, floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
         ('exploration_min_height', 0.01, _spec(
-            "metres; pixels higher than this count as objects for 'random_action'", double,
+            "metres; pixels higher than this count as objects for 'random_action' with the "
+            'action mask off', double,
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
         ('push_length', 0.1, _spec(
             'metres; push length drawn in heatmaps and markers (the executor owns the real one)',
