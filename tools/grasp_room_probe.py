@@ -80,8 +80,7 @@ def exact_blocked(cell, grid, row, col, angle, surface):
     rows, cols = np.nonzero(kernel)
     rows, cols = rows + row - reach, cols + col - reach
     under = surface_heights(cell, grid, rows, cols)
-    tip = surface - grasp_clearance.GRASP_DEPTH - grasp_clearance.PAD_DIP
-    return bool(under.max() > tip)
+    return bool(under.max() > grasp_clearance.pad_bottom(surface))
 
 
 def main(argv=None):
@@ -153,7 +152,8 @@ def main(argv=None):
             counts['stopped_exact_blocked'] += exact
             on_target = False
             parts = []
-            pinch_z = surface + grid.z_min - grasp_clearance.GRASP_DEPTH
+            pinch_z = grid.z_min + max(surface - grasp_clearance.GRASP_DEPTH,
+                                       grasp_clearance.GRASP_FLOOR)
             for geom, body, point in cell.probe_points:
                 d = point[:2] - position[:2]
                 along = d[0] * math.cos(angle) + d[1] * math.sin(angle)

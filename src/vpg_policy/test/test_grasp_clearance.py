@@ -26,11 +26,32 @@ def test_a_neighbour_under_a_pad_blocks_only_the_jaw_axis_that_reaches_it():
     assert blocked(height, 100, 100, 0.0, RES)                  # jaws along x
     assert blocked(height, 100, 100, math.pi, RES)              # the same line
     assert not blocked(height, 100, 100, math.pi / 2, RES)      # along y: room
-    # Lower than the pads' lowest point (40 mm top - 30 mm depth - 4.4 mm dip = 5.6 mm): room.
-    height[90:111, 118:139] = 0.004
-    assert not blocked(height, 100, 100, 0.0, RES)
+    # The pinch point goes 30 mm below the 40 mm top, but no lower than 20 mm above the
+    # table, so the pads' lowest point is 20 - 4.4 = 15.6 mm: a lower neighbour leaves room.
     height[90:111, 118:139] = 0.015
+    assert not blocked(height, 100, 100, 0.0, RES)
+    height[90:111, 118:139] = 0.025
     assert blocked(height, 100, 100, 0.0, RES)
+    # On a 60 mm block the pinch point goes to 30 mm, the pads to 25.6 mm.
+    height[90:111, 90:111] = 0.06
+    height[90:111, 118:139] = 0.025
+    assert not blocked(height, 100, 100, 0.0, RES)
+    height[90:111, 118:139] = 0.035
+    assert blocked(height, 100, 100, 0.0, RES)
+
+
+def test_a_low_lone_block_has_room_the_table_is_not_in_the_way():
+    # A 25 mm block: 30 mm below its top would be under the table; the executor raises the
+    # pinch point to 20 mm, and the pads (15.6 mm) stay above the table and its depth noise.
+    height = np.zeros((224, 224), np.float32)
+    height[90:111, 90:111] = 0.025
+    assert not blocked(height, 100, 100, 0.0, RES)
+    masks = clearance_masks(height, RES, 16)
+    assert masks[:, 100, 100].all()
+    assert masks[0, 100, 100] == (not blocked(height, 100, 100, 0.0, RES))
+    # With the pinch point sent 30 mm below the top regardless (no floor), the table blocks.
+    assert blocked(height, 100, 100, 0.0, RES, grasp_floor=-1.0)
+    assert not clearance_masks(height, RES, 16, grasp_floor=-1.0)[:, 100, 100].any()
 
 
 def test_a_cell_whose_square_reaches_under_a_pad_blocks():

@@ -29,6 +29,9 @@ ACTION_MASK_PARAMETERS = (
     ('action_mask_grasp_depth', _M.grasp_depth,
      "metres below the surface a grasp sends the pinch point (the executor's "
      'primitives.grasp_depth), for the clearance mask', float_range(0.0, 0.2)),
+    ('action_mask_grasp_floor', _M.grasp_floor,
+     "metres above the table the pinch point never goes below (the executor's safety.z_min), "
+     'for the clearance mask', float_range(0.0, 0.2)),
 )
 """(name, default, description[, constraints]) entries for vpg_common.parameters.declare."""
 ACTION_MASK_NAMES = tuple(entry[0] for entry in ACTION_MASK_PARAMETERS)
@@ -41,4 +44,4 @@ def action_mask_from(values):
     return ActionMask(bool(v['action_mask']), float(v['action_mask_min_height']),
                       float(v['action_mask_grasp_margin']), float(v['action_mask_push_margin']),
                       bool(v['action_mask_grasp_clearance']),
-                      float(v['action_mask_grasp_depth']))
+                      float(v['action_mask_grasp_depth']), float(v['action_mask_grasp_floor']))

@@ -62,6 +62,8 @@ class ActionMask:
     """
     grasp_depth: float = 0.03
     """Metres below the surface a grasp sends the pinch point (the executor's grasp_depth)."""
+    grasp_floor: float = 0.02
+    """Metres above the table the pinch point never goes below (the executor's safety.z_min)."""
 
 
 def _dilate(mask, radius_px):
@@ -94,7 +96,7 @@ def action_masks(height, resolution, mask=ActionMask(), num_rotations=None):
         if num_rotations is None:
             raise ValueError('the grasp clearance mask needs num_rotations')
         grasp = grasp[None] & clearance_masks(height, resolution, num_rotations,
-                                              mask.grasp_depth)
+                                              mask.grasp_depth, grasp_floor=mask.grasp_floor)
     return push, grasp
 
 

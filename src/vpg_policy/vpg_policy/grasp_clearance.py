@@ -1,7 +1,10 @@
 """
 Where the open fingers of a top-down grasp have room to go down, from the heightmap alone.
 
-A grasp sends the pinch point `grasp_depth` below the surface at the chosen pixel. The open
+A grasp sends the pinch point `grasp_depth` below the surface at the chosen pixel, but never
+lower than `grasp_floor` above the table (the executor's safety envelope raises lower targets
+to its z_min, so that the fingers never reach the table; for most blocks that is where the
+pinch point ends up). The open
 2F-85's pads stand beside it along the jaw axis and reach below it; where the heightmap shows
 something under a pad higher than the pad's lowest point, the pad lands on it: the robot
 controller stops the descent on contact (ur_robot_driver's tool contact stop) and the grasp
@@ -36,6 +39,8 @@ PAD_DIP = 0.0044
 """m the open pads reach below the pinch point."""
 GRASP_DEPTH = 0.03
 """m below the surface the pinch point is sent (the executor's primitives.grasp_depth)."""
+GRASP_FLOOR = 0.02
+"""m above the table (heightmap zero) the pinch point never goes below (executor safety.z_min)."""
 MARGIN = 0.005
 """m a surface under a pad must stand above the pad's lowest point to count (depth noise)."""
 
@@ -51,10 +56,16 @@ def pad_kernel(angle, resolution):
             & (np.abs(across) <= PAD_HALF_WIDTH + grow)).astype(np.uint8)
 
 
-def blocked(height, row, col, angle, resolution, grasp_depth=GRASP_DEPTH, margin=MARGIN):
+def pad_bottom(surface, grasp_depth=GRASP_DEPTH, grasp_floor=GRASP_FLOOR):
+    """Height (m above the table) of the open pads' lowest point at the end of the descent."""
+    return np.maximum(surface - grasp_depth, grasp_floor) - PAD_DIP
+
+
+def blocked(height, row, col, angle, resolution, grasp_depth=GRASP_DEPTH, margin=MARGIN,
+            grasp_floor=GRASP_FLOOR):
     """Whether a pad of a grasp at (row, col) and jaw angle `angle` lands on something."""
     height = np.asarray(height, dtype=float)
-    tip_z = float(height[row, col]) - grasp_depth - PAD_DIP
+    tip_z = float(pad_bottom(float(height[row, col]), grasp_depth, grasp_floor))
     kernel = pad_kernel(angle, resolution)
     reach = kernel.shape[0] // 2
     rows, cols = np.nonzero(kernel)
@@ -64,7 +75,8 @@ def blocked(height, row, col, angle, resolution, grasp_depth=GRASP_DEPTH, margin
     return bool(height[rows, cols].max() > tip_z + margin)
 
 
-def clearance_masks(height, resolution, num_rotations, grasp_depth=GRASP_DEPTH, margin=MARGIN):
+def clearance_masks(height, resolution, num_rotations, grasp_depth=GRASP_DEPTH, margin=MARGIN,
+                    grasp_floor=GRASP_FLOOR):
     """
     Boolean (R, H, W): True where a grasp at that rotation and pixel has room for both pads.
 
@@ -72,7 +84,8 @@ def clearance_masks(height, resolution, num_rotations, grasp_depth=GRASP_DEPTH, 
     share one computation. Beyond the map's edge the edge's heights continue.
     """
     height = np.ascontiguousarray(height, dtype=np.float32)
-    tip_z = height - np.float32(grasp_depth + PAD_DIP - margin)
+    tip_z = (pad_bottom(height, np.float32(grasp_depth), np.float32(grasp_floor))
+             + np.float32(margin)).astype(np.float32)
     masks = np.empty((num_rotations,) + height.shape, dtype=bool)
     done = {}
     for i in range(num_rotations):

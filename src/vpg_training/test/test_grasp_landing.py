@@ -25,10 +25,10 @@ def test_a_neighbour_under_a_pad_blocks_only_the_jaw_axis_that_reaches_it():
     assert pad_blocked(height, 100, 100, math.pi, RES)              # same line
     assert not pad_blocked(height, 100, 100, math.pi / 2, RES)      # along y
     # A neighbour lower than the fingertips' lowest point is no obstacle: 40 mm top, pinch
-    # 30 mm below it, pads 4.4 mm lower still -> 5.6 mm above the table.
-    height[90:111, 118:139] = 0.004
-    assert not pad_blocked(height, 100, 100, 0.0, RES)
+    # 30 mm below it but no lower than 20 mm above the table, pads 4.4 mm lower -> 15.6 mm.
     height[90:111, 118:139] = 0.015
+    assert not pad_blocked(height, 100, 100, 0.0, RES)
+    height[90:111, 118:139] = 0.025
     assert pad_blocked(height, 100, 100, 0.0, RES)
 
 
