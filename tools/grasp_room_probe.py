@@ -52,27 +52,6 @@ def body_under(cell, point):
     return cell.model.body(cell.model.geom_bodyid[geom[0]]).name
 
 
-def record_contacts(cell):
-    """Make the cell keep, at each tool contact stop, its gripper contacts' points (probe only)."""
-    original = cell.gripper_touches
-    cell.probe_points = []
-
-    def touches():
-        model, data = cell.model, cell.data
-        indices, grip = cell._gripper_contacts()
-        points = []
-        for i in indices:
-            geom1, geom2 = (int(g) for g in data.contact.geom[i])
-            mine, other = (geom1, geom2) if grip[i, 0] else (geom2, geom1)
-            points.append((model.geom(mine).name,
-                           model.body(model.geom_bodyid[other]).name,
-                           data.contact.pos[i].copy()))
-        cell.probe_points = points
-        return original()
-
-    cell.gripper_touches = touches
-
-
 def exact_blocked(cell, grid, row, col, angle, surface):
     """Whether the exact scene has something under a pad (same rule as the mask, no margin)."""
     kernel = grasp_clearance.pad_kernel(angle, grid.resolution)
@@ -108,7 +87,6 @@ def main(argv=None):
                                         (grid.y_min, grid.y_max))
         robot.reset(objects)
         cell = robot.cell
-        record_contacts(cell)
         scale = 1.0 if cell.scene_randomization is None else cell.scene_randomization.depth_scale
         if renderer is None:
             renderer = RgbdRenderer(cell.model)
@@ -154,7 +132,7 @@ def main(argv=None):
             parts = []
             pinch_z = grid.z_min + max(surface - grasp_clearance.GRASP_DEPTH,
                                        grasp_clearance.GRASP_FLOOR)
-            for geom, body, point in cell.probe_points:
+            for geom, body, point in cell.tool_contact_points:
                 d = point[:2] - position[:2]
                 along = d[0] * math.cos(angle) + d[1] * math.sin(angle)
                 across = -d[0] * math.sin(angle) + d[1] * math.cos(angle)

@@ -64,6 +64,13 @@ def test_the_cell_stops_the_arm_at_the_step_the_contact_force_crosses_the_thresh
     # What the gripper touched at the stop: a fingertip pad on a block, nothing else.
     touched = rig.cell.tool_contact_touches
     assert touched and all('pad' in mine and other.startswith('block') for mine, other in touched)
+    # Where: on the neighbour's top face (the 2x2 square's cubes are fp.CUBE high), beside the
+    # pinch point by the open pads' reach along the jaw axis (x at yaw 0).
+    points = rig.cell.tool_contact_points
+    assert {(geom, body) for geom, body, _ in points} == set(touched)
+    for _, _, point in points:
+        assert abs(point[2] - fp.CUBE) < 0.003
+        assert 0.040 < abs(point[0] + 0.5) < 0.053
     # The fingertip rests on the neighbour's top (nominal pinch point 54.5 mm above the
     # table), and nothing was shoved.
     assert rig.tcp()[2] > 0.050

@@ -136,6 +136,8 @@ class Cell:
         """(time s, force change N) of the last tool contact stop since arming; None: none."""
         self.tool_contact_touches = ()
         """At that stop: (gripper geom, body it touched) of every gripper contact, for logs."""
+        self.tool_contact_points = ()
+        """At that stop: (gripper geom, body, contact point (3,) in the world) per contact."""
         self.scene_randomization = None
         """The RandomizationSample of the current scene (None: nominal cell)."""
         self._build([], previous=None)
@@ -304,6 +306,7 @@ class Cell:
         self._tool_contact = ToolContactWatch(self._contact_force_base(), threshold)
         self.tool_contact_stop = None
         self.tool_contact_touches = ()
+        self.tool_contact_points = ()
 
     def disarm_tool_contact(self):
         """End tool contact detection (the arm is not stopped)."""
@@ -324,7 +327,9 @@ class Cell:
         velocity = self._site_jacobian[:, self._arm_dof] @ self._desired[1]
         if watch.touched(force, velocity):
             self.tool_contact_stop = (float(data.time), watch.peak)
-            self.tool_contact_touches = self.gripper_touches()
+            self.tool_contact_points = self.gripper_contact_points()
+            self.tool_contact_touches = tuple(sorted({(geom, body) for geom, body, _
+                                                      in self.tool_contact_points}))
             self._tool_contact = None
             self.stop_arm()
 
@@ -538,17 +543,22 @@ class Cell:
         grip = self._gripper_body[model.geom_bodyid[data.contact.geom[:data.ncon]]]
         return np.flatnonzero(grip[:, 0] != grip[:, 1]).tolist(), grip
 
-    def gripper_touches(self):
-        """(gripper geom name, name of the body it touches) of every contact the gripper has."""
+    def gripper_contact_points(self):
+        """(gripper geom name, body it touches, contact point (3,)) of every gripper contact."""
         model, data = self.model, self.data
         indices, grip = self._gripper_contacts()
-        touches = []
+        points = []
         for i in indices:
             geom1, geom2 = (int(g) for g in data.contact.geom[i])
             mine, other = (geom1, geom2) if grip[i, 0] else (geom2, geom1)
             name = model.geom(mine).name or f'{model.body(model.geom_bodyid[mine]).name} geom'
-            touches.append((name, model.body(model.geom_bodyid[other]).name))
-        return tuple(sorted(set(touches)))
+            points.append((name, model.body(model.geom_bodyid[other]).name,
+                           data.contact.pos[i].copy()))
+        return tuple(points)
+
+    def gripper_touches(self):
+        """(gripper geom name, name of the body it touches) of every contact the gripper has."""
+        return tuple(sorted({(geom, body) for geom, body, _ in self.gripper_contact_points()}))
 
     def _contact_wrench_base(self):
         model, data = self.model, self.data
