@@ -170,3 +170,27 @@ def test_random_actions_go_where_the_masks_allow():
     # Jaws along x at the cube's middle are never drawn (a pad would land on the neighbour).
     assert not any(d.rotation_index in (0, 8) and 90 <= d.row <= 110 and 97 <= d.col <= 103
                    for d in grasps)
+
+
+def test_an_inset_keeps_grasps_off_the_edges_and_thin_objects_their_middle_line():
+    from vpg_policy.decision import action_masks
+    height = np.zeros((224, 224), np.float32)
+    height[90:110, 90:110] = 0.03    # a 40 mm block
+    height[150:180, 40:44] = 0.03    # an 8 mm wide bar, 60 mm long
+    inset = ActionMask(grasp_inset=0.006)
+    grasp = action_masks(height, RES, inset)[1]
+    # Row 93's centre is 7 mm inside the edge (between rows 89 and 90), row 92's 5 mm.
+    assert grasp[100, 100] and grasp[93, 100] and grasp[100, 106]
+    assert not grasp[90, 100] and not grasp[92, 100] and not grasp[100, 107]
+    assert not grasp[89, 100]                               # the margin is not added
+    # The bar is never 6 mm deep: its middle line stays, its sides and ends do not.
+    bar = grasp[150:180, 38:46]
+    assert bar.any() and not bar[:, [0, 1, 2, 7]].any()
+    assert set(np.nonzero(bar.any(axis=0))[0]) <= {3, 4}
+    assert grasp[165, 41] or grasp[165, 42]
+    # Off (0): the object cells and the 4 mm margin, as before.
+    plain = action_masks(height, RES, ActionMask())[1]
+    assert plain[89, 100] and plain[90, 100] and not plain[87, 100]
+    # With the clearance mask the inset applies per rotation too.
+    both = action_masks(height, RES, ActionMask(grasp_inset=0.006, grasp_clearance=True), 16)[1]
+    assert not both[:, 90, 100].any() and both[:, 100, 100].all()

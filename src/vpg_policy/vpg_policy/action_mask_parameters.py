@@ -29,6 +29,10 @@ ACTION_MASK_PARAMETERS = (
     ('action_mask_grasp_depth', _M.grasp_depth,
      "metres below the surface a grasp sends the pinch point (the executor's "
      'primitives.grasp_depth), for the clearance mask', float_range(0.0, 0.2)),
+    ('action_mask_grasp_inset', _M.grasp_inset,
+     "metres a grasp must be centred inside an object's edge (0: off, action_mask_grasp_margin "
+     'applies); an object thinner than twice this keeps its middle line',
+     float_range(0.0, 0.1)),
     ('action_mask_grasp_floor', _M.grasp_floor,
      "metres above the table the pinch point never goes below (the executor's safety.z_min), "
      'for the clearance mask', float_range(0.0, 0.2)),
@@ -44,4 +48,5 @@ def action_mask_from(values):
     return ActionMask(bool(v['action_mask']), float(v['action_mask_min_height']),
                       float(v['action_mask_grasp_margin']), float(v['action_mask_push_margin']),
                       bool(v['action_mask_grasp_clearance']),
-                      float(v['action_mask_grasp_depth']), float(v['action_mask_grasp_floor']))
+                      float(v['action_mask_grasp_depth']), float(v['action_mask_grasp_floor']),
+                      float(v['action_mask_grasp_inset']))

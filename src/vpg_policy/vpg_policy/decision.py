@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import enum
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,12 @@ class ActionMask:
     """Metres below the surface a grasp sends the pinch point (the executor's grasp_depth)."""
     grasp_floor: float = 0.02
     """Metres above the table the pinch point never goes below (the executor's safety.z_min)."""
+    grasp_inset: float = 0.0
+    """
+    Metres a grasp must be centred inside an object's edge (0: off; grasp_margin is then not
+    used): grasps centred near an edge close their pads half off the object. An object thinner
+    than twice this keeps its middle line.
+    """
 
 
 def _dilate(mask, radius_px):
@@ -73,6 +80,23 @@ def _dilate(mask, radius_px):
     size = 2 * radius_px + 1
     grown = F.max_pool2d(tensor, size, stride=1, padding=radius_px)
     return grown[0, 0].numpy() > 0.5
+
+
+def _inset(objects, inset_px):
+    """
+    Object cells at least inset_px from the nearest non-object cell, or on the middle line.
+
+    The middle line: cells whose distance to the edge is within half a cell of the largest
+    within inset_px around them, so an object thinner than twice the inset keeps its centre
+    cells. Distances from the cell's centre to the edge between it and the nearest non-object
+    cell (the transform's centre-to-centre distance less half a cell).
+    """
+    distance = cv2.distanceTransform(objects.astype(np.uint8), cv2.DIST_L2,
+                                     cv2.DIST_MASK_PRECISE) - 0.5
+    radius = max(1, int(math.ceil(inset_px)))
+    window = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    ridge = distance >= cv2.dilate(distance, window) - 0.5
+    return objects & ((distance >= inset_px) | ridge)
 
 
 def action_masks(height, resolution, mask=ActionMask(), num_rotations=None):
@@ -91,7 +115,10 @@ def action_masks(height, resolution, mask=ActionMask(), num_rotations=None):
     if not objects.any():
         return full, full
     push = _dilate(objects, int(round(mask.push_margin / resolution)))
-    grasp = _dilate(objects, int(round(mask.grasp_margin / resolution)))
+    if mask.grasp_inset > 0:
+        grasp = _inset(objects, mask.grasp_inset / resolution)
+    else:
+        grasp = _dilate(objects, int(round(mask.grasp_margin / resolution)))
     if mask.grasp_clearance:
         if num_rotations is None:
             raise ValueError('the grasp clearance mask needs num_rotations')

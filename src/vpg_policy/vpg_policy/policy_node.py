@@ -60,6 +60,7 @@ class PolicyParams:
     action_mask_grasp_clearance: bool
     action_mask_grasp_depth: float
     action_mask_grasp_floor: float
+    action_mask_grasp_inset: float
     push_length: float
     grasp_width: float
     torch_threads: int
