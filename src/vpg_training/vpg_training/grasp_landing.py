@@ -3,8 +3,9 @@ Where a training run's grasps put the open fingertips, and what came of it.
 
 A grasp descends until its pinch point is `grasp_depth` below the surface at the target (the
 heightmap at the chosen pixel; no lower than the executor's floor above the table), unless the
-robot controller's tool contact stop ends the descent first: a fingertip landed on something. For every grasp of a run folder (the actions
-and heightmaps in replay.sqlite, the cell's stop lines in nodes.log) this tells
+robot controller's tool contact stop ends the descent first: a fingertip landed on something.
+For every grasp of a run folder (the actions and heightmaps in replay.sqlite, the cell's stop
+lines in nodes.log) this tells
 
 * path: 'blocked' when the heightmap the grasp was chosen from shows something higher than the
   open fingertips' lowest point (plus `margin`, for depth noise) under either pad, else 'free';

@@ -1,0 +1,109 @@
+"""
+Where a training run's grasps were centred on their objects, and how often each kind held.
+
+A grasp centred near an object's edge closes its pads half off the object; one centred on the
+table beside it closes on nothing. For every grasp in a run's replay store this finds how far
+inside the nearest object edge its pixel lay, in the heightmap it was chosen from (cells higher
+than `min_height` are objects, the action mask's rule; distance from the cell's centre to the
+edge between it and the nearest non-object cell), and counts grasps and successes per block of
+actions, per greedy or exploratory choice and per distance bin:
+
+    table      the pixel is not an object cell
+    <6 mm      within 6 mm of the edge
+    6-12 mm
+    >=12 mm
+
+    python -m vpg_training.grasp_centres RUN_DIR [--blocks 3] [--json OUT]
+
+Reads replay.sqlite only, so it also serves resumed and multi-cell runs.
+"""
+
+import argparse
+from collections import Counter
+import json
+from pathlib import Path
+import sys
+
+import cv2
+import numpy as np
+
+BINS = ('table', '<6 mm', '6-12 mm', '>=12 mm')
+MIN_HEIGHT = 0.01
+"""m; cells higher than this are objects (the action mask's default)."""
+
+
+def edge_distance(height, row, col, resolution, min_height=MIN_HEIGHT):
+    """Metres from the centre of cell (row, col) to the nearest object edge; None off objects."""
+    objects = (np.asarray(height) > min_height).astype(np.uint8)
+    if not objects[row, col]:
+        return None
+    distance = cv2.distanceTransform(objects, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return (float(distance[row, col]) - 0.5) * resolution
+
+
+def distance_bin(distance):
+    """Return the BINS entry of an edge_distance."""
+    if distance is None:
+        return BINS[0]
+    if distance < 0.006:
+        return BINS[1]
+    return BINS[2] if distance < 0.012 else BINS[3]
+
+
+def classify(records, blocks=3):
+    """Counter keyed by (block, 'greedy'|'exploratory', bin, succeeded) over the grasps."""
+    counts = Counter()
+    for k, record in enumerate(records):
+        if record.primitive != 1:
+            continue
+        resolution = float(record.grid.get('resolution', 0.002)) if record.grid else 0.002
+        where = distance_bin(edge_distance(record.height_before, record.row, record.col,
+                                           resolution))
+        choice = 'exploratory' if record.exploratory else 'greedy'
+        counts[(blocks * k // len(records), choice, where, bool(record.grasp_success))] += 1
+    return counts
+
+
+def table(counts, blocks, actions):
+    """Rows of {actions, choice, centre, grasps, successes} for printing and JSON."""
+    rows = []
+    for block in range(blocks):
+        for choice in ('greedy', 'exploratory'):
+            for where in BINS:
+                ok = counts[(block, choice, where, True)]
+                rows.append({'actions': [block * actions // blocks + 1,
+                                         (block + 1) * actions // blocks],
+                             'choice': choice, 'centre': where,
+                             'grasps': ok + counts[(block, choice, where, False)],
+                             'successes': ok})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('run_dir', help='a training run folder (replay.sqlite)')
+    parser.add_argument('--blocks', type=int, default=3, help='consecutive blocks of actions')
+    parser.add_argument('--json', default=None, help='also write the table here')
+    args = parser.parse_args(argv)
+    from vpg_training.grasp_landing import load_records
+    run = Path(args.run_dir)
+    if not (run / 'replay.sqlite').is_file():
+        print(f'grasp_centres: no replay store at {run / "replay.sqlite"}', file=sys.stderr)
+        return 1
+    records = load_records(run / 'replay.sqlite')
+    if not records:
+        print(f'grasp_centres: no transitions in {run}', file=sys.stderr)
+        return 1
+    rows = table(classify(records, args.blocks), args.blocks, len(records))
+    for row in rows:
+        first, last = row['actions']
+        rate = f"{row['successes'] / row['grasps']:6.1%}" if row['grasps'] else '     -'
+        print(f"actions {first:5d}-{last:5d}  {row['choice']:11s}  centre {row['centre']:8s}  "
+              f"{row['grasps']:4d} grasps  {row['successes']:4d} succeeded  {rate}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({'run': str(run), 'rows': rows}, indent=1) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
