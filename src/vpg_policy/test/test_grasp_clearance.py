@@ -194,3 +194,51 @@ def test_an_inset_keeps_grasps_off_the_edges_and_thin_objects_their_middle_line(
     # With the clearance mask the inset applies per rotation too.
     both = action_masks(height, RES, ActionMask(grasp_inset=0.006, grasp_clearance=True), 16)[1]
     assert not both[:, 90, 100].any() and both[:, 100, 100].all()
+
+
+def test_centring_moves_an_edge_grasp_inside_its_own_region_only():
+    from vpg_policy.decision import centre_in_allowed
+    allowed = np.zeros((224, 224), bool)
+    allowed[90:110, 90:110] = True           # a 40 mm block, 20 px
+    allowed[90:110, 113:133] = True          # a neighbour 3 px away along +col
+    # From the top edge, 8 px reach: straight in, to the deepest pixel within reach.
+    assert centre_in_allowed(allowed, 90, 100, 8) == (98, 100)
+    # From the right edge facing the neighbour: inward, never onto the neighbour.
+    row, col = centre_in_allowed(allowed, 100, 109, 8)
+    assert 90 <= col < 110 and col < 109 and (row, col) != (100, 109)
+    assert centre_in_allowed(allowed, 100, 109, 12) == (100, 100)   # of the two middles
+    # Already the deepest pixel within reach: stays (ties go to the nearest).
+    assert centre_in_allowed(allowed, 99, 99, 4) == (99, 99)
+    # Not allowed, or less than a pixel of reach: unchanged.
+    assert centre_in_allowed(allowed, 10, 10, 8) == (10, 10)
+    assert centre_in_allowed(allowed, 90, 100, 0.5) == (90, 100)
+
+
+def test_greedy_grasps_are_centred_random_action_draws_are_not():
+    height = np.zeros((224, 224), np.float32)
+    height[90:110, 90:110] = 0.04
+    push = np.zeros((16, 224, 224), np.float32)
+    grasp = np.zeros((16, 224, 224), np.float32)
+    # Q peaks on the top edge's middle.
+    grasp[4, 90:110, 90:110] = np.linspace(1.0, 0.5, 20)[:, None] - \
+        0.01 * np.abs(np.arange(90, 110) - 100)[None, :]
+    mask = ActionMask(grasp_margin=0.0)
+    plain = choose_action(push, grasp, height, GRID, mask=mask)
+    assert (plain.primitive, plain.rotation_index, plain.row, plain.col) == (GRASP, 4, 90, 100)
+    centred = choose_action(push, grasp, height, GRID, mask=mask, grasp_centring=0.016)
+    assert (centred.rotation_index, centred.row, centred.col) == (4, 98, plain.col)
+    assert centred.q_value == pytest.approx(float(grasp[4, 98, plain.col]))
+    assert centred.max_grasp_q == pytest.approx(1.0)
+    # With the clearance mask it centres inside that rotation's allowed region.
+    both = choose_action(push, grasp, height, GRID, mask=ActionMask(grasp_clearance=True),
+                         grasp_centring=0.016)
+    assert both.rotation_index == 4 and both.row > 90
+    # Off without the mask; random_action draws keep their pixel (uniform over the mask).
+    off = choose_action(push, grasp, height, GRID, mask=ActionMask(enabled=False),
+                        grasp_centring=0.016)
+    assert (off.row, off.col) == (plain.row, plain.col)
+    rng = np.random.default_rng(3)
+    rows = [choose_action(push, grasp, height, GRID, epsilon=1.0, rng=rng, mask=mask,
+                          exploration='random_action', explore_grasp_fraction=1.0,
+                          grasp_centring=0.016).row for _ in range(200)]
+    assert min(rows) == 90 and max(rows) == 109

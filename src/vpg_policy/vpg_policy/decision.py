@@ -18,6 +18,12 @@ sense" masking of Hundt et al.'s follow-up to VPG): grasps on object pixels, pus
 within a margin of an object. The trainer takes its future-value maximum over the same masks,
 so targets and choices agree. An empty table leaves every pixel allowed.
 
+Grasp centring (``grasp_centring`` metres, 0 = off; needs the mask): the network scores Q on
+cells eight pixels wide and upsamples them bilinearly, so the masked argmax of a smooth Q map
+often sits on the allowed region's edge, where pads close half off the block. With centring,
+the grasp goes to the allowed pixel of the same rotation and region, within that radius of the
+argmax, that lies deepest inside the allowed region (ties: the nearest to the argmax).
+
 Pure numpy / torch: the policy node and the trainer both use it.
 """
 
@@ -203,6 +209,29 @@ def _random_allowed(mask, shape, rng):
                                                   mask.shape))
 
 
+def centre_in_allowed(allowed, row, col, radius_px):
+    """
+    Find the allowed pixel near (row, col) deepest inside its region.
+
+    Among the pixels of `allowed` (H, W) within radius_px of (row, col) and in its connected
+    region: the one farthest from any pixel not allowed; ties go to the nearest to (row, col).
+    (row, col) itself when it is not allowed or the radius is below one pixel.
+    """
+    if radius_px < 1 or not allowed[row, col]:
+        return row, col
+    cells = np.ascontiguousarray(allowed, dtype=np.uint8)
+    distance = cv2.distanceTransform(cells, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    _, labels = cv2.connectedComponents(cells, connectivity=8)
+    rows, cols = np.indices(allowed.shape)
+    offset = np.hypot(rows - row, cols - col)
+    candidate = (labels == labels[row, col]) & (offset <= radius_px)
+    # Deepest first, then nearest: within a few tens of pixels distinct distances differ by
+    # more than 0.03 px, the tie-break term stays below that.
+    score = np.where(candidate, distance - 1e-3 * np.minimum(offset, 30.0), -np.inf)
+    flat = int(np.argmax(score))
+    return int(rows.flat[flat]), int(cols.flat[flat])
+
+
 def _best(q, mask=None):
     """(max, (rotation, row, col)) of a Q map stack (R, H, W), over mask (H, W) or (R, H, W)."""
     if mask is not None:
@@ -214,7 +243,8 @@ def _best(q, mask=None):
 
 def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH, rng=None,
                   exploration=Exploration.RANDOM_PRIMITIVE, min_object_height=0.01,
-                  mask=ActionMask(enabled=False), explore_grasp_fraction=0.5):
+                  mask=ActionMask(enabled=False), explore_grasp_fraction=0.5,
+                  grasp_centring=0.0):
     """
     Pick the action from push and grasp Q maps (R, H, W) of one heightmap.
 
@@ -223,7 +253,8 @@ def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH
     exploration draws (a fresh unseeded one when None). mask: ActionMask for the greedy
     choices and for random_action's draws. explore_grasp_fraction: probability that an
     exploratory draw picks a grasp when both primitives are allowed (VPG: 0.5; Good Robot
-    explores with grasps 4 times in 5).
+    explores with grasps 4 times in 5). grasp_centring: metres (see the module docstring);
+    moves a grasp chosen by Q (not a random_action draw) inside the mask's allowed region.
     """
     primitives = allowed_primitives(allowed)
     if not 0.0 <= explore_grasp_fraction <= 1.0:
@@ -262,6 +293,11 @@ def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH
         else:
             primitive = GRASP if rng.random() < explore_grasp_fraction else PUSH
     rotation, row, col = best[primitive][1]
+    drawn = exploratory and exploration is Exploration.RANDOM_ACTION
+    if primitive == GRASP and grasp_centring > 0 and mask.enabled and not drawn:
+        allowed_grasp = masks[GRASP][rotation] if masks[GRASP].ndim == 3 else masks[GRASP]
+        row, col = centre_in_allowed(allowed_grasp, row, col,
+                                     grasp_centring / grid.resolution)
     if exploratory and exploration is Exploration.RANDOM_ACTION and mask.enabled:
         rotation, row, col = _random_allowed(masks[primitive], maps[primitive].shape, rng)
     elif exploratory and exploration is Exploration.RANDOM_ACTION:
@@ -292,12 +328,14 @@ class Policy:
     """
 
     def __init__(self, model, exploration=Exploration.RANDOM_PRIMITIVE, min_object_height=0.01,
-                 mask=ActionMask(enabled=False), explore_grasp_fraction=0.5):
+                 mask=ActionMask(enabled=False), explore_grasp_fraction=0.5,
+                 grasp_centring=0.0):
         self.model = model.eval()
         self.exploration = Exploration(exploration)
         self.min_object_height = float(min_object_height)
         self.mask = mask
         self.explore_grasp_fraction = float(explore_grasp_fraction)
+        self.grasp_centring = float(grasp_centring)
 
     def q_maps(self, color, height):
         """Push and grasp Q maps of one heightmap, float32 numpy (R, H, W)."""
@@ -320,4 +358,4 @@ class Policy:
         push_q, grasp_q = self.q_maps(color, height)
         return choose_action(push_q, grasp_q, np.asarray(height), grid, epsilon, allowed, rng,
                              self.exploration, self.min_object_height, self.mask,
-                             self.explore_grasp_fraction)
+                             self.explore_grasp_fraction, self.grasp_centring)

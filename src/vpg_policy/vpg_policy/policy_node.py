@@ -53,6 +53,7 @@ class PolicyParams:
     exploration: str
     exploration_min_height: float
     exploration_grasp_fraction: float
+    grasp_centring: float
     action_mask: bool
     action_mask_min_height: float
     action_mask_push_margin: float
@@ -102,6 +103,12 @@ def declare_parameters(node):
             'probability that an epsilon draw picks a grasp when both primitives are allowed '
             '(VPG: 0.5; Good Robot: 0.8, so that early training gathers grasps, not only pushes)',
             double, floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
+        ('grasp_centring', 0.0, _spec(
+            "metres; move a grasp chosen by Q to the pixel deepest inside the action mask's "
+            'allowed region within this radius of the argmax (same rotation and region): the '
+            "network scores 16 mm cells, so its argmax often sits on the region's edge; "
+            '0 = off, needs action_mask', double,
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=0.1)])),
         ('exploration_min_height', 0.01, _spec(
             "metres; pixels higher than this count as objects for 'random_action' with the "
             'action mask off', double,
@@ -174,7 +181,8 @@ class PolicyNode(Node):
         model, self._version = self._initial_model()
         self._policy = Policy(model, self._params.exploration,
                               self._params.exploration_min_height, action_mask_of(self._params),
-                              self._params.exploration_grasp_fraction)
+                              self._params.exploration_grasp_fraction,
+                              self._params.grasp_centring)
         self._lock = threading.Lock()  # held while a decision runs; the swap takes it
 
         self._decide_group = MutuallyExclusiveCallbackGroup()
@@ -332,7 +340,8 @@ class PolicyNode(Node):
             self._policy = Policy(model, self._params.exploration,
                                   self._params.exploration_min_height,
                                   action_mask_of(self._params),
-                                  self._params.exploration_grasp_fraction)
+                                  self._params.exploration_grasp_fraction,
+                                  self._params.grasp_centring)
             self._version = msg.version
         log.info(f'now serving weights version {msg.version} (sha256 {loaded.sha256[:12]})')
 
