@@ -2,6 +2,7 @@
 What a policy does first on each challenging case: greedy primitive and its best Q values.
 
     python tools/greedy_on_cases.py WEIGHTS [WEIGHTS ...] [--cases FILE ...] [--grasp-clearance]
+        [--grasp-inset M]
 
 Each case is placed in the MuJoCo cell (nominal, as the evaluation runs it), rendered through
 the D415 depth model, turned into a heightmap with the table refit (as the heightmap node does)
@@ -32,8 +33,11 @@ def main(argv=None):
     parser.add_argument('--grasp-clearance', action='store_true',
                         help='grasps only where both open pads have room (the policy parameter '
                              'action_mask_grasp_clearance)')
+    parser.add_argument('--grasp-inset', type=float, default=0.0,
+                        help='metres a grasp must lie inside an object edge (the policy '
+                             'parameter action_mask_grasp_inset; 0 = off)')
     args = parser.parse_args(argv)
-    mask = ActionMask(grasp_clearance=args.grasp_clearance)
+    mask = ActionMask(grasp_clearance=args.grasp_clearance, grasp_inset=args.grasp_inset)
     policies = [Policy(load_model(path)[0], mask=mask) for path in args.weights]
     robot, grid = CellRobot(), HeightmapGrid()
     builder = HeightmapBuilder(grid, TableFit())
