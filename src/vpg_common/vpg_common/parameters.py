@@ -68,3 +68,26 @@ def declare(node, table, read_only=True):
                                          **constraints)
         values[name] = node.declare_parameter(name, default, descriptor).value
     return values
+
+
+def parse_value(text):
+    """Read NAME=VALUE values as YAML would: numbers, booleans, else strings."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ('true', 'false'):
+        return text.lower() == 'true'
+    return text
+
+
+def named_values(items):
+    """Parse NAME=VALUE strings into {name: value}; ValueError for an item without '='."""
+    values = {}
+    for item in items:
+        name, sep, value = item.partition('=')
+        if not sep or not name:
+            raise ValueError(f'expected NAME=VALUE, got {item!r}')
+        values[name] = parse_value(value)
+    return values

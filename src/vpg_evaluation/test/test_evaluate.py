@@ -100,6 +100,24 @@ def test_weights_file_sets_graph_variant_version_and_sha(tmp_path):
     assert policy.parameters['publish_heatmaps'] is False
 
 
+def test_policy_parameters_reach_every_policys_graph(tmp_path):
+    args = evaluate.parse_args(['--policies', 'vpg', 'grasp_only', '--allow-untrained',
+                                '--weights-dir', str(tmp_path / 'none'),
+                                '--policy-param', 'grasp_centring=0.016',
+                                '--policy-param', 'action_mask_grasp_clearance=true'])
+    weights = evaluate.resolve_weights(args)
+    expected = (('action_mask_grasp_clearance', True), ('grasp_centring', 0.016))
+    assert all(info.policy_parameters == expected for info in weights.values())
+    policy = [s for s in evaluate.policy_graph(weights['vpg'], 'cpu')
+              if s.package == 'vpg_policy'][0]
+    assert policy.parameters['grasp_centring'] == 0.016
+    assert policy.parameters['action_mask_grasp_clearance'] is True
+    for bad, fragment in (('device=cuda', 'cannot set device'), ('centring', 'NAME=VALUE')):
+        args = evaluate.parse_args(['--allow-untrained', '--policy-param', bad])
+        with pytest.raises(evaluate.EvaluationError, match=fragment):
+            evaluate.resolve_weights(args)
+
+
 @pytest.mark.slow
 def test_evaluate_end_to_end_with_the_untrained_policy(tmp_path):
     out = tmp_path / 'eval'

@@ -212,6 +212,21 @@ def test_changed_case_file_is_not_reused(cases, tmp_path):
     assert [c[2] for c in cell.calls] == ['pair', 'triple', 'pair']
 
 
+def test_runs_with_other_policy_parameters_are_not_reused(cases, tmp_path):
+    store = harness.RunStore(tmp_path / 'runs.jsonl')
+    cell = FakeCell()
+    plan = harness.plan_runs(['challenging'], runs=1, case_files=cases[:1])
+    centred = harness.WeightsInfo(policy_parameters=(('action_mask_grasp_clearance', True),
+                                                     ('grasp_centring', 0.016)))
+    for weights in (UNTRAINED, centred, centred, UNTRAINED):
+        harness.run_evaluation(plan, {'vpg': weights}, store, cell, log=lambda *_: None)
+    assert len(cell.calls) == 2                   # each setting once, then read back
+    stored = [r['weights']['policy_parameters'] for r in store.load()]
+    assert stored[0] in ((), []) and [list(p) for p in stored[1]] == \
+        [['action_mask_grasp_clearance', True], ['grasp_centring', 0.016]]
+    assert 'grasp_centring=0.016' in centred.label
+
+
 def test_outputs_table_and_plot(cases, tmp_path):
     plan = harness.plan_runs(['random', 'challenging'], runs=2, objects=4, case_files=cases)
     weights = {'grasp_only': UNTRAINED, 'vpg': TRAINED, 'myopic': UNTRAINED}

@@ -30,11 +30,15 @@ from vpg_bringup.progress import Progress
 from vpg_bringup.ros_domain import claim_free_domain_id, isolate
 from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
 from vpg_common.client_node import ClientNode
+from vpg_common.parameters import named_values
 from vpg_evaluation import harness
 from vpg_interfaces.action import PickAll
 from vpg_policy.weights import read_weights, WeightsError
 
 _RESET_TIMEOUT = 180.0  # s: 30 blocks falling and settling on a loaded machine
+
+
+_GRAPH_OWNED = frozenset({'weights_path', 'variant', 'device', 'publish_heatmaps'})
 
 
 class EvaluationError(RuntimeError):
@@ -58,6 +62,10 @@ def parse_args(argv):
                         help='folder holding <policy>.safetensors for each policy')
     parser.add_argument('--weights', action='append', default=[], metavar='POLICY=PATH',
                         help='weights file of one policy (overrides --weights-dir)')
+    parser.add_argument('--policy-param', action='append', default=[], metavar='NAME=VALUE',
+                        help='policy node parameter for every policy (repeatable): the ones '
+                             'its weights were trained with, e.g. '
+                             "action_mask_grasp_clearance=true; part of each run's identity")
     parser.add_argument('--allow-untrained', action='store_true',
                         help='evaluate the randomly initialised network where a policy has no '
                              'weights file (tests only)')
@@ -124,6 +132,15 @@ def resolve_weights(args):
             raise EvaluationError(f'--weights {item!r}: expected POLICY=PATH with POLICY one of '
                                   f'{", ".join(harness.POLICIES)}')
         explicit[policy] = Path(path)
+    try:
+        parameters = named_values(args.policy_param)
+    except ValueError as error:
+        raise EvaluationError(f'--policy-param: {error}') from None
+    owned = sorted(set(parameters) & _GRAPH_OWNED)
+    if owned:
+        raise EvaluationError(f'--policy-param cannot set {", ".join(owned)}: the evaluation '
+                              'sets them from the weights and --device')
+    parameters = tuple(sorted(parameters.items()))
     resolved = {}
     for policy in args.policies:
         path = explicit.get(policy, Path(args.weights_dir) / f'{policy}.safetensors')
@@ -133,7 +150,7 @@ def resolve_weights(args):
                     f'no weights for policy {policy!r}: {path} does not exist. Train it first, '
                     f'give --weights {policy}=PATH, or pass --allow-untrained to evaluate the '
                     'untrained network (a test of the harness, not a result).')
-            resolved[policy] = harness.WeightsInfo()
+            resolved[policy] = harness.WeightsInfo(policy_parameters=parameters)
             continue
         try:
             loaded = read_weights(path)
@@ -141,14 +158,16 @@ def resolve_weights(args):
             raise EvaluationError(f'weights of policy {policy!r} unusable: {error}') from None
         resolved[policy] = harness.WeightsInfo(str(path.resolve()), loaded.sha256,
                                                loaded.metadata.version,
-                                               loaded.metadata.variant)
+                                               loaded.metadata.variant, parameters)
     return resolved
 
 
 def policy_graph(weights, device):
     """Describe the MuJoCo graph serving `weights`: heatmaps off, variant from the file."""
     specs = sim_graph(seed=0, num_objects=0, weights=weights.path, device=device)
-    return [dataclasses.replace(spec, parameters={**spec.parameters, 'variant': weights.variant,
+    return [dataclasses.replace(spec, parameters={**spec.parameters,
+                                                  **dict(weights.policy_parameters),
+                                                  'variant': weights.variant,
                                                   'publish_heatmaps': False})
             if spec.package == 'vpg_policy' else spec for spec in specs]
 

@@ -89,26 +89,36 @@ class WeightsInfo:
     sha256: str = ''
     version: int = 0
     variant: str = 'vpg'
+    policy_parameters: tuple = ()
+    """(name, value) pairs, sorted: the policy node's parameters the weights were trained with
+    (action mask, grasp centring); part of a run's identity."""
 
     @property
     def label(self):
+        extra = ''.join(f', {name}={value}' for name, value in self.policy_parameters)
         if not self.path:
-            return 'untrained (random initialisation)'
-        return f'{self.path} (version {self.version}, sha256 {self.sha256})'
+            return f'untrained (random initialisation{extra})'
+        return f'{self.path} (version {self.version}, sha256 {self.sha256}{extra})'
+
+
+def parameters_key(pairs):
+    """Return a canonical string of (name, value) pairs, the same from tuples or JSON lists."""
+    return json.dumps(sorted([str(name), value] for name, value in pairs))
 
 
 def run_key(spec, policy, weights):
     """Identity of a run in the store: the same key means the stored run can be reused."""
     return (spec.scenario, spec.case, spec.case_sha256, spec.run_index, spec.seed,
             spec.num_objects, spec.max_actions, spec.max_consecutive_failures, policy,
-            weights.sha256 or 'untrained')
+            weights.sha256 or 'untrained', parameters_key(weights.policy_parameters))
 
 
 def record_key(record):
     return (record['scenario'], record['case'], record.get('case_sha256', ''),
             record['run_index'], record['seed'], record['num_objects'], record['max_actions'],
             record['max_consecutive_failures'], record['policy'],
-            record['weights'].get('sha256') or 'untrained')
+            record['weights'].get('sha256') or 'untrained',
+            parameters_key(record['weights'].get('policy_parameters', ())))
 
 
 def budget(num_objects, max_actions=None, factor=2.5):

@@ -32,6 +32,7 @@ from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.ros_domain import isolate
 from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
 from vpg_common.client_node import ClientNode
+from vpg_common.parameters import named_values
 from vpg_common.primitives import PRIMITIVE_NAMES
 from vpg_evaluation.packed_clusters import packed_scene
 from vpg_interfaces.action import PickAll
@@ -103,18 +104,6 @@ def write_packed_scene(run_dir, seed, max_objects):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(format_test_case(packed_scene(seed, max_objects)), encoding='utf-8')
     return path
-
-
-def parse_value(text):
-    """Read NAME=VALUE values as YAML would: numbers, booleans, else strings."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ('true', 'false'):
-        return text.lower() == 'true'
-    return text
 
 
 class StatusWatcher:
@@ -272,17 +261,6 @@ def policy_parameters(args):
     """Return the policy nodes' parameters: 1 torch thread, heatmaps if viewed, --policy-param."""
     return {'torch_threads': 1, 'publish_heatmaps': bool(args.view),
             **named_values(args.policy_param)}
-
-
-def named_values(items):
-    """Parse NAME=VALUE strings into {name: value}; ValueError for an item without '='."""
-    values = {}
-    for item in items:
-        name, sep, value = item.partition('=')
-        if not sep or not name:
-            raise ValueError(f'expected NAME=VALUE, got {item!r}')
-        values[name] = parse_value(value)
-    return values
 
 
 def main(argv=None):
