@@ -1,9 +1,8 @@
 """Test-only node: echoes every Transition from `ping` back on `pong` with step + 1."""
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from vpg_common.node_runner import run_node
 from vpg_interfaces.msg import Transition
 
 
@@ -21,12 +20,10 @@ class TransitionEcho(Node):
 
 
 def main():
-    try:
-        with rclpy.init():
-            rclpy.spin(TransitionEcho())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    # run_node, not rclpy.spin: rclpy's signal handler can shut the context down while spin
+    # builds its wait set, and the node then exits 1 on a plain stop (see node_runner).
+    return run_node(TransitionEcho, 'transition_echo')
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

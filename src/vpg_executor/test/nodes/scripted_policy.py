@@ -9,9 +9,8 @@ import math
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from vpg_common.node_runner import run_node
 from vpg_interfaces.msg import PrimitiveAction
 from vpg_interfaces.srv import ChoosePrimitive
 from vpg_perception.conversions import heightmap_from_msg
@@ -65,12 +64,10 @@ class ScriptedPolicy(Node):
 
 
 def main():
-    try:
-        with rclpy.init():
-            rclpy.spin(ScriptedPolicy())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    # run_node, not rclpy.spin: rclpy's signal handler can shut the context down while spin
+    # builds its wait set, and the node then exits 1 on a plain stop (see node_runner).
+    return run_node(ScriptedPolicy, 'scripted_policy')
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
