@@ -298,9 +298,9 @@ def choose_action(push_q, grasp_q, height, grid, epsilon=0.0, allowed=ALLOW_BOTH
         allowed_grasp = masks[GRASP][rotation] if masks[GRASP].ndim == 3 else masks[GRASP]
         row, col = centre_in_allowed(allowed_grasp, row, col,
                                      grasp_centring / grid.resolution)
-    if exploratory and exploration is Exploration.RANDOM_ACTION and mask.enabled:
+    if drawn and mask.enabled:
         rotation, row, col = _random_allowed(masks[primitive], maps[primitive].shape, rng)
-    elif exploratory and exploration is Exploration.RANDOM_ACTION:
+    elif drawn:
         num_rotations = maps[primitive].shape[0]
         rotation = int(rng.integers(num_rotations))
         rows, cols = np.nonzero(height > min_object_height)

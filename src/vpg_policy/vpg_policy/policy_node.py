@@ -179,10 +179,7 @@ class PolicyNode(Node):
         self._device = resolve_device(self._params.device)
         self._rng = np.random.default_rng(self._params.seed)
         model, self._version = self._initial_model()
-        self._policy = Policy(model, self._params.exploration,
-                              self._params.exploration_min_height, action_mask_of(self._params),
-                              self._params.exploration_grasp_fraction,
-                              self._params.grasp_centring)
+        self._policy = self._make_policy(model)
         self._lock = threading.Lock()  # held while a decision runs; the swap takes it
 
         self._decide_group = MutuallyExclusiveCallbackGroup()
@@ -203,6 +200,12 @@ class PolicyNode(Node):
     @property
     def weights_version(self):
         return self._version
+
+    def _make_policy(self, model):
+        """Wrap a network in a Policy with this node's exploration, mask and centring."""
+        p = self._params
+        return Policy(model, p.exploration, p.exploration_min_height, action_mask_of(p),
+                      p.exploration_grasp_fraction, p.grasp_centring)
 
     def _initial_model(self):
         p = self._params
@@ -337,11 +340,7 @@ class PolicyNode(Node):
                 log.warning(f'ignoring model update version {msg.version}: version '
                             f'{self._version} arrived first')
                 return
-            self._policy = Policy(model, self._params.exploration,
-                                  self._params.exploration_min_height,
-                                  action_mask_of(self._params),
-                                  self._params.exploration_grasp_fraction,
-                                  self._params.grasp_centring)
+            self._policy = self._make_policy(model)
             self._version = msg.version
         log.info(f'now serving weights version {msg.version} (sha256 {loaded.sha256[:12]})')
 
