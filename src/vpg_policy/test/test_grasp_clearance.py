@@ -196,6 +196,29 @@ def test_an_inset_keeps_grasps_off_the_edges_and_thin_objects_their_middle_line(
     assert not both[:, 90, 100].any() and both[:, 100, 100].all()
 
 
+def test_depth_dropouts_in_a_block_top_are_not_edges_for_the_inset():
+    from vpg_policy.decision import action_masks
+    height = np.zeros((224, 224), np.float32)
+    height[90:120, 90:120] = 0.03    # a 60 mm block
+    whole = action_masks(height, RES, ActionMask(grasp_inset=0.006))[1]
+    # Single cells and a pair with no depth point (height 0) scattered over its top.
+    holes = [(95, 97), (100, 104), (104, 110), (111, 100), (112, 100), (106, 95)]
+    for row, col in holes:
+        height[row, col] = 0.0
+    grasp = action_masks(height, RES, ActionMask(grasp_inset=0.006))[1]
+    assert np.array_equal(grasp, whole)
+    # Filling is needed: without it every hole is an edge with its own ridge around it.
+    from vpg_policy.decision import _inset
+    raw = _inset(height > 0.01, 3.0)
+    assert not np.array_equal(raw, whole) and not raw[100, 104]
+    # A table patch enclosed by blocks but larger than a dropout stays an edge.
+    ring = np.zeros((224, 224), np.float32)
+    ring[60:100, 60:100] = 0.03
+    ring[76:84, 76:84] = 0.0         # 16 x 16 mm of table inside
+    grasp = action_masks(ring, RES, ActionMask(grasp_inset=0.006))[1]
+    assert not grasp[76:84, 76:84].any() and not grasp[80, 86] and grasp[80, 90]
+
+
 def test_centring_moves_an_edge_grasp_inside_its_own_region_only():
     from vpg_policy.decision import centre_in_allowed
     allowed = np.zeros((224, 224), bool)
