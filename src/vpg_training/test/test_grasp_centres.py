@@ -22,6 +22,10 @@ def test_edge_distance_is_measured_from_the_cells_centre_to_the_edge():
     assert gc.edge_distance(height, 13, 20, RES) == pytest.approx(0.007)
     assert gc.edge_distance(height, 19, 19, RES) == pytest.approx(0.019)
     assert gc.edge_distance(height, 9, 20, RES) is None                   # table beside it
+    # A cell with no depth point in the block's top is not an edge, nor is its neighbour.
+    height[19, 20] = 0.0
+    assert gc.edge_distance(height, 19, 19, RES) == pytest.approx(0.019)
+    assert gc.edge_distance(height, 19, 20, RES) == pytest.approx(0.019)
     assert [gc.distance_bin(d) for d in (None, 0.001, 0.0059, 0.006, 0.0119, 0.012)] == [
         'table', '<6 mm', '<6 mm', '6-12 mm', '6-12 mm', '>=12 mm']
 

@@ -5,7 +5,8 @@ A grasp centred near an object's edge closes its pads half off the object; one c
 table beside it closes on nothing. For every grasp in a run's replay store this finds how far
 inside the nearest object edge its pixel lay, in the heightmap it was chosen from (cells higher
 than `min_height` are objects, the action mask's rule; distance from the cell's centre to the
-edge between it and the nearest non-object cell), and counts grasps and successes per block of
+edge between it and the nearest non-object cell; enclosed depth dropouts count as object, as
+for the grasp inset), and counts grasps and successes per block of
 actions, per greedy or exploratory choice and per distance bin:
 
     table      the pixel is not an object cell
@@ -26,6 +27,7 @@ import sys
 
 import cv2
 import numpy as np
+from vpg_policy.decision import fill_dropouts, MAX_DROPOUT_AREA
 
 BINS = ('table', '<6 mm', '6-12 mm', '>=12 mm')
 MIN_HEIGHT = 0.01
@@ -33,8 +35,14 @@ MIN_HEIGHT = 0.01
 
 
 def edge_distance(height, row, col, resolution, min_height=MIN_HEIGHT):
-    """Metres from the centre of cell (row, col) to the nearest object edge; None off objects."""
-    objects = (np.asarray(height) > min_height).astype(np.uint8)
+    """
+    Metres from the centre of cell (row, col) to the nearest object edge; None off objects.
+
+    Depth dropouts enclosed by an object (vpg_policy.decision.fill_dropouts, as the grasp
+    inset reads them) are object, not edges.
+    """
+    objects = np.asarray(height) > min_height
+    objects = fill_dropouts(objects, int(MAX_DROPOUT_AREA / resolution ** 2)).astype(np.uint8)
     if not objects[row, col]:
         return None
     distance = cv2.distanceTransform(objects, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
