@@ -30,6 +30,21 @@ def test_edge_distance_is_measured_from_the_cells_centre_to_the_edge():
         'table', '<6 mm', '<6 mm', '6-12 mm', '6-12 mm', '>=12 mm']
 
 
+def test_jaw_extent_counts_the_object_cells_the_jaw_line_crosses():
+    height = np.zeros((64, 64), np.float32)
+    height[10:30, 10:50] = 0.03  # 80 mm along the columns, 40 mm along the rows
+    assert gc.jaw_extent(height, 20, 20, 0.0, RES) == pytest.approx(0.080)
+    assert gc.jaw_extent(height, 20, 20, np.pi, RES) == pytest.approx(0.080)
+    assert gc.jaw_extent(height, 20, 20, np.pi / 2, RES) == pytest.approx(0.040)
+    assert gc.jaw_extent(height, 5, 20, 0.0, RES) is None
+    height[20, 30] = 0.0                                        # a dropout does not cut it
+    assert gc.jaw_extent(height, 20, 20, 0.0, RES) == pytest.approx(0.080)
+    height[:, 40] = 0.0                                         # a gap across the block does
+    assert gc.jaw_extent(height, 20, 20, 0.0, RES) == pytest.approx(0.060)
+    assert [gc.jaw_bin(e) for e in (None, 0.029, 0.03, 0.05, 0.079, 0.08)] == [
+        'table', '<30 mm', '30-50 mm', '50-80 mm', '50-80 mm', '>=80 mm']
+
+
 def _record(primitive, row, col, success, exploratory=False):
     height = _height()
     color = np.zeros(height.shape + (3,), np.uint8)
@@ -66,5 +81,8 @@ def test_the_command_reads_a_run_folder(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert 'greedy       centre >=12 mm      1 grasps     1 succeeded' in printed
     assert '"centre": "table"' in out.read_text()
+    assert gc.main([str(tmp_path), '--blocks', '1', '--by', 'jaw']) == 0
+    # The 40 mm block: rotation 0 puts the jaws along the columns, 40 mm of block.
+    assert 'greedy       jaw 30-50 mm     2 grasps     2 succeeded' in capsys.readouterr().out
     assert gc.main([str(tmp_path / 'nowhere')]) == 1
     assert 'no replay store' in capsys.readouterr().err

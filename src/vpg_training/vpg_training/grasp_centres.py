@@ -14,7 +14,13 @@ actions, per greedy or exploratory choice and per distance bin:
     6-12 mm
     >=12 mm
 
-    python -m vpg_training.grasp_centres RUN_DIR [--blocks 3] [--json OUT]
+With `--by jaw` the bins are instead how much object the jaw line crosses: the run of object
+cells through the grasp pixel along the jaw axis (`jaw_extent`; < 30 / 30-50 / 50-80 / >= 80
+mm). The blocks are 45-50 mm across their narrow side and up to 100 mm long, and the open
+2F-85 spans 85 mm: jaws across a block's width cross 50-80 mm of it, jaws on a slanted or round
+side (where the cells above `min_height` narrow) less.
+
+    python -m vpg_training.grasp_centres RUN_DIR [--blocks 3] [--by centre|jaw] [--json OUT]
 
 Reads replay.sqlite only, so it also serves resumed and multi-cell runs.
 """
@@ -58,30 +64,84 @@ def distance_bin(distance):
     return BINS[2] if distance < 0.012 else BINS[3]
 
 
-def classify(records, blocks=3):
-    """Counter keyed by (block, 'greedy'|'exploratory', bin, succeeded) over the grasps."""
+JAW_BINS = ('table', '<30 mm', '30-50 mm', '50-80 mm', '>=80 mm')
+
+
+def jaw_extent(height, row, col, angle, resolution, min_height=MIN_HEIGHT):
+    """
+    Metres of object the jaw line crosses at (row, col); None off objects.
+
+    The run of object cells (enclosed dropouts filled) through the cell along the jaw axis at
+    `angle` (vpg_policy.grasp_clearance's convention: 0 along +col, pi/2 along +row), stepping
+    one cell at a time each way until the first non-object cell or the map's edge.
+    """
+    objects = fill_dropouts(np.asarray(height) > min_height,
+                            int(MAX_DROPOUT_AREA / resolution ** 2))
+    if not objects[row, col]:
+        return None
+    d_col, d_row = np.cos(angle), np.sin(angle)
+    cells = 1
+    for sign in (1, -1):
+        step = 1
+        while True:
+            r = int(round(row + sign * step * d_row))
+            c = int(round(col + sign * step * d_col))
+            if not (0 <= r < objects.shape[0] and 0 <= c < objects.shape[1]) or not objects[r, c]:
+                break
+            step += 1
+        cells += step - 1
+    return cells * resolution
+
+
+def jaw_bin(extent):
+    """Return the JAW_BINS entry of a jaw_extent."""
+    if extent is None:
+        return JAW_BINS[0]
+    for limit, name in ((0.030, JAW_BINS[1]), (0.050, JAW_BINS[2]), (0.080, JAW_BINS[3])):
+        if extent < limit:
+            return name
+    return JAW_BINS[4]
+
+
+def _resolution(record):
+    return float(record.grid.get('resolution', 0.002)) if record.grid else 0.002
+
+
+def centre_of(record):
+    """Return the BINS entry of a grasp record: how far inside its object's edge it was."""
+    return distance_bin(edge_distance(record.height_before, record.row, record.col,
+                                      _resolution(record)))
+
+
+def jaw_of(record):
+    """Return the JAW_BINS entry of a grasp record: how much object its jaw line crossed."""
+    angle = 2.0 * np.pi * record.rotation_index / record.num_rotations
+    return jaw_bin(jaw_extent(record.height_before, record.row, record.col, angle,
+                              _resolution(record)))
+
+
+def classify(records, blocks=3, measure=centre_of):
+    """Counter keyed by (block, 'greedy'|'exploratory', measure's bin, succeeded), grasps only."""
     counts = Counter()
     for k, record in enumerate(records):
         if record.primitive != 1:
             continue
-        resolution = float(record.grid.get('resolution', 0.002)) if record.grid else 0.002
-        where = distance_bin(edge_distance(record.height_before, record.row, record.col,
-                                           resolution))
+        where = measure(record)
         choice = 'exploratory' if record.exploratory else 'greedy'
         counts[(blocks * k // len(records), choice, where, bool(record.grasp_success))] += 1
     return counts
 
 
-def table(counts, blocks, actions):
-    """Rows of {actions, choice, centre, grasps, successes} for printing and JSON."""
+def table(counts, blocks, actions, bins=BINS, key='centre'):
+    """Rows of {actions, choice, key: bin, grasps, successes} for printing and JSON."""
     rows = []
     for block in range(blocks):
         for choice in ('greedy', 'exploratory'):
-            for where in BINS:
+            for where in bins:
                 ok = counts[(block, choice, where, True)]
                 rows.append({'actions': [block * actions // blocks + 1,
                                          (block + 1) * actions // blocks],
-                             'choice': choice, 'centre': where,
+                             'choice': choice, key: where,
                              'grasps': ok + counts[(block, choice, where, False)],
                              'successes': ok})
     return rows
@@ -91,6 +151,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('run_dir', help='a training run folder (replay.sqlite)')
     parser.add_argument('--blocks', type=int, default=3, help='consecutive blocks of actions')
+    parser.add_argument('--by', choices=('centre', 'jaw'), default='centre',
+                        help='bin by distance inside the edge (centre) or object under the '
+                             'jaw line (jaw)')
     parser.add_argument('--json', default=None, help='also write the table here')
     args = parser.parse_args(argv)
     from vpg_training.grasp_landing import load_records
@@ -102,11 +165,13 @@ def main(argv=None):
     if not records:
         print(f'grasp_centres: no transitions in {run}', file=sys.stderr)
         return 1
-    rows = table(classify(records, args.blocks), args.blocks, len(records))
+    measure, bins = (centre_of, BINS) if args.by == 'centre' else (jaw_of, JAW_BINS)
+    rows = table(classify(records, args.blocks, measure), args.blocks, len(records), bins,
+                 args.by)
     for row in rows:
         first, last = row['actions']
         rate = f"{row['successes'] / row['grasps']:6.1%}" if row['grasps'] else '     -'
-        print(f"actions {first:5d}-{last:5d}  {row['choice']:11s}  centre {row['centre']:8s}  "
+        print(f"actions {first:5d}-{last:5d}  {row['choice']:11s}  {args.by} {row[args.by]:8s}  "
               f"{row['grasps']:4d} grasps  {row['successes']:4d} succeeded  {rate}")
     if args.json:
         Path(args.json).write_text(json.dumps({'run': str(run), 'rows': rows}, indent=1) + '\n')
