@@ -17,7 +17,7 @@ from vpg_common.gripper_action import action_type
 from vpg_interfaces.srv import CountObjects
 from vpg_sim import blocks
 from vpg_sim.cell import CellUnstable
-from vpg_sim.sim_node import SimNode
+from vpg_sim.sim_node import PublishGuard, SimNode
 from vpg_sim.sim_parameters import GRIPPER_INTERFACES
 
 
@@ -204,3 +204,57 @@ def test_physics_that_cannot_recover_stops_the_node():
     finally:
         node.destroy_node()
         context.try_shutdown()
+
+
+class _FlakyPublisher:
+    """Refuses its next `failures` publishes as Fast DDS does when it cannot write."""
+
+    topic_name = '/joint_states'
+
+    def __init__(self, failures):
+        self.failures = failures
+        self.sent = []
+
+    def publish(self, msg):
+        from rclpy.impl.implementation_singleton import rclpy_implementation
+        if self.failures:
+            self.failures -= 1
+            raise rclpy_implementation.RCLError('Failed to publish: cannot publish data')
+        self.sent.append(msg)
+
+
+class _Warnings:
+    """Collects a logger's warnings."""
+
+    def __init__(self):
+        self.lines = []
+
+    def warning(self, text, **kwargs):
+        self.lines.append(text)
+
+
+def test_a_failed_publish_is_dropped_and_only_a_run_of_failures_is_fatal():
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+    log = _Warnings()
+    guard = PublishGuard(log, limit=3)
+    flaky = _FlakyPublisher(failures=2)
+    for k in range(4):
+        guard.publish(flaky, k)
+    assert flaky.sent == [2, 3] and guard.dropped == 2
+    assert len(log.lines) == 2 and '/joint_states' in log.lines[0] and 'dropped' in log.lines[0]
+    # A success resets the run: two more single failures are dropped too.
+    flaky.failures = 2
+    guard.publish(flaky, 4)
+    guard.publish(flaky, 5)
+    guard.publish(flaky, 6)
+    assert flaky.sent == [2, 3, 6] and guard.dropped == 4
+    # Three in a row: the third is raised (a publisher that stays broken ends the cell).
+    flaky.failures = 3
+    guard.publish(flaky, 7)
+    guard.publish(flaky, 8)
+    with pytest.raises(rclpy_implementation.RCLError):
+        guard.publish(flaky, 9)
+    # While stopping, the first failure is raised for the thread's shutdown handling.
+    stopping = PublishGuard(log, limit=3, stopping=lambda: True)
+    with pytest.raises(rclpy_implementation.RCLError):
+        stopping.publish(_FlakyPublisher(failures=1), 0)

@@ -50,6 +50,7 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -111,6 +112,44 @@ _SERVICE_TIMEOUT = 60.0  # s of wall time a reset may take to settle
 _REST_FRAME_DWELL = 0.03  # s of simulated stillness before the extra rest frame
 
 
+class PublishGuard:
+    """
+    Publishes from the cell's worker threads; a failed write is dropped like a lost sample.
+
+    Fast DDS can refuse a write for a moment when a reader falls behind and its resources are
+    exhausted ("cannot publish data"; ros2/rmw#209): a real driver's next message simply
+    follows. Only `limit` failures in a row on one topic (a second of joint states at 50 Hz)
+    re-raise, so a publisher that stays broken still ends the cell; so does any failure while
+    `stopping()` (the context going down).
+    """
+
+    def __init__(self, logger, limit=50, stopping=lambda: False):
+        self._logger = logger
+        self._limit = limit
+        self._stopping = stopping
+        self._failures = {}
+        self.dropped = 0
+        """Messages dropped so far, all topics."""
+
+    def publish(self, publisher, msg):
+        """Publish msg; RCLError: log and drop it, or re-raise at `limit` failures in a row."""
+        try:
+            publisher.publish(msg)
+        except _rclpy.RCLError as error:
+            topic = publisher.topic_name
+            count = self._failures.get(topic, 0) + 1
+            if count >= self._limit or self._stopping():
+                raise  # shutting down: the thread's own handler knows that case
+            self._failures[topic] = count
+            self.dropped += 1
+            self._logger.warning(f'publishing on {topic} failed, message dropped ({count} in a '
+                                 f'row, {self.dropped} in all): {error}',
+                                 throttle_duration_sec=5.0)
+            return
+        if self._failures:
+            self._failures.pop(publisher.topic_name, None)
+
+
 class _RejectionLog:
     """Logs bad input as errors; repeats of the same reason within 1 s are counted, not logged."""
 
@@ -160,6 +199,8 @@ class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__('sim', **kwargs)
         self._stop = threading.Event()
+        self._publisher = PublishGuard(
+            self.get_logger(), stopping=lambda: self._stop.is_set() or not self.context.ok())
         self.failure = None
         """The exception that stopped a worker thread, if one did (the process then exits 1)."""
         self._physics_thread = self._render_thread = None
@@ -480,13 +521,13 @@ class SimNode(Node):
                     if render and self._camera_wanted():
                         snapshot = cell.snapshot()
                 if clock_msg is not None:
-                    self._clock_pub.publish(clock_msg)
+                    self._publisher.publish(self._clock_pub, clock_msg)
                 if joint_msg is not None:
-                    self._joint_pub.publish(joint_msg)
+                    self._publisher.publish(self._joint_pub, joint_msg)
                 if wrench_msg is not None:
-                    self._wrench_pub.publish(wrench_msg)
+                    self._publisher.publish(self._wrench_pub, wrench_msg)
                 if tcp_msg is not None:
-                    self._tcp_pub.publish(tcp_msg)
+                    self._publisher.publish(self._tcp_pub, tcp_msg)
                 if snapshot is not None:
                     self._offer_frame(snapshot)
                 rate = pace_rate(p.real_time_factor, p.idle_real_time_factor, at_rest)
@@ -574,10 +615,10 @@ class SimNode(Node):
         info.header = header
         for field in ('height', 'width', 'distortion_model', 'd', 'k', 'r', 'p'):
             setattr(info, field, getattr(self._camera_info, field))
-        self._color_pub.publish(numpy_to_image(rgb, 'rgb8', header))
-        self._color_info_pub.publish(info)
-        self._depth_pub.publish(numpy_to_image(millimetres, '16UC1', header))
-        self._depth_info_pub.publish(info)
+        self._publisher.publish(self._color_pub, numpy_to_image(rgb, 'rgb8', header))
+        self._publisher.publish(self._color_info_pub, info)
+        self._publisher.publish(self._depth_pub, numpy_to_image(millimetres, '16UC1', header))
+        self._publisher.publish(self._depth_info_pub, info)
 
     # -- lifecycle ----------------------------------------------------------------------
 
