@@ -106,7 +106,7 @@ def fill_dropouts(objects, max_cells):
     blocks in a ring, stay.
     """
     background = np.ascontiguousarray(~objects, dtype=np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     small = stats[:, cv2.CC_STAT_AREA] <= max_cells
     small[0] = False  # label 0: the object cells themselves

@@ -139,7 +139,7 @@ class PublishGuard:
             topic = publisher.topic_name
             count = self._failures.get(topic, 0) + 1
             if count >= self._limit or self._stopping():
-                raise  # shutting down: the thread's own handler knows that case
+                raise  # broken for good, or shutting down: the thread's handler decides
             self._failures[topic] = count
             self.dropped += 1
             self._logger.warning(f'publishing on {topic} failed, message dropped ({count} in a '
