@@ -97,6 +97,11 @@ into one, so they are not edges.
 """
 
 
+def dropout_cells(resolution):
+    """Cells of MAX_DROPOUT_AREA at this resolution (m per cell): 8 at 2 mm."""
+    return int(round(MAX_DROPOUT_AREA / resolution ** 2))
+
+
 def fill_dropouts(objects, max_cells):
     """
     Return objects (H, W) bool with enclosed non-object patches of max_cells or fewer filled.
@@ -153,8 +158,7 @@ def action_masks(height, resolution, mask=ActionMask(), num_rotations=None):
         return full, full
     push = _dilate(objects, int(round(mask.push_margin / resolution)))
     if mask.grasp_inset > 0:
-        grasp = _inset(objects, mask.grasp_inset / resolution,
-                       int(MAX_DROPOUT_AREA / resolution ** 2))
+        grasp = _inset(objects, mask.grasp_inset / resolution, dropout_cells(resolution))
     else:
         grasp = _dilate(objects, int(round(mask.grasp_margin / resolution)))
     if mask.grasp_clearance:

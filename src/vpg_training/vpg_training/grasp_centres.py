@@ -33,11 +33,17 @@ import sys
 
 import cv2
 import numpy as np
-from vpg_policy.decision import fill_dropouts, MAX_DROPOUT_AREA
+from vpg_policy.decision import dropout_cells, fill_dropouts
+from vpg_policy.rotations import rotation_angle
 
 BINS = ('table', '<6 mm', '6-12 mm', '>=12 mm')
 MIN_HEIGHT = 0.01
 """m; cells higher than this are objects (the action mask's default)."""
+
+
+def object_cells(height, resolution, min_height=MIN_HEIGHT):
+    """(H, W) bool: cells above min_height, enclosed depth dropouts filled (as the inset)."""
+    return fill_dropouts(np.asarray(height) > min_height, dropout_cells(resolution))
 
 
 def edge_distance(height, row, col, resolution, min_height=MIN_HEIGHT):
@@ -47,8 +53,7 @@ def edge_distance(height, row, col, resolution, min_height=MIN_HEIGHT):
     Depth dropouts enclosed by an object (vpg_policy.decision.fill_dropouts, as the grasp
     inset reads them) are object, not edges.
     """
-    objects = np.asarray(height) > min_height
-    objects = fill_dropouts(objects, int(MAX_DROPOUT_AREA / resolution ** 2)).astype(np.uint8)
+    objects = object_cells(height, resolution, min_height).astype(np.uint8)
     if not objects[row, col]:
         return None
     distance = cv2.distanceTransform(objects, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
@@ -75,8 +80,7 @@ def jaw_extent(height, row, col, angle, resolution, min_height=MIN_HEIGHT):
     `angle` (vpg_policy.grasp_clearance's convention: 0 along +col, pi/2 along +row), stepping
     one cell at a time each way until the first non-object cell or the map's edge.
     """
-    objects = fill_dropouts(np.asarray(height) > min_height,
-                            int(MAX_DROPOUT_AREA / resolution ** 2))
+    objects = object_cells(height, resolution, min_height)
     if not objects[row, col]:
         return None
     d_col, d_row = np.cos(angle), np.sin(angle)
@@ -115,7 +119,7 @@ def centre_of(record):
 
 def jaw_of(record):
     """Return the JAW_BINS entry of a grasp record: how much object its jaw line crossed."""
-    angle = 2.0 * np.pi * record.rotation_index / record.num_rotations
+    angle = rotation_angle(record.rotation_index, record.num_rotations)
     return jaw_bin(jaw_extent(record.height_before, record.row, record.col, angle,
                               _resolution(record)))
 
