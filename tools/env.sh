@@ -27,7 +27,7 @@ fi
 # of the frames on one host; its LARGE_DATA builtin transports (shared memory + TCP) lose none.
 # rmw_fastrtps ignores this variable under ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (it then
 # builds a 512 KB shared-memory segment, too small for one image): the runs' own domain claim
-# (vpg_bringup.ros_domain) uses SYSTEM_DEFAULT while it is set.
+# (vpg_bringup.ros_domain) uses SYSTEM_DEFAULT while it is set (the tests keep LOCALHOST).
 export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
 # Headless rendering for the MuJoCo cell unless the user chose a backend.
 export MUJOCO_GL="${MUJOCO_GL:-egl}"

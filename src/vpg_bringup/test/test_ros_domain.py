@@ -18,7 +18,7 @@ def test_a_claimed_id_is_not_claimed_again(tmp_path):
     assert other.returncode == 7  # both ids are held by this process
 
 
-_SEGMENT_PROBE = '''
+_SEGMENT_PROBE = """
 import os, rclpy
 from vpg_bringup.ros_domain import isolate
 isolate()
@@ -34,7 +34,7 @@ with open('/proc/self/maps') as maps:
 print(os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'], max(sizes))
 node.destroy_node()
 rclpy.shutdown()
-'''
+"""
 
 
 def test_an_isolated_run_keeps_fast_dds_large_data_segments():
@@ -57,3 +57,5 @@ def test_an_isolated_run_keeps_fast_dds_large_data_segments():
 def test_without_fast_dds_transports_discovery_stays_on_this_host():
     assert discovery_range({}) == 'LOCALHOST'
     assert discovery_range({'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}) == 'SYSTEM_DEFAULT'
+    assert discovery_range({'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'},
+                           large_data=False) == 'LOCALHOST'

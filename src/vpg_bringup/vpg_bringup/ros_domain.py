@@ -32,25 +32,27 @@ def claim_free_domain_id(ids=DOMAIN_IDS, lock_dir=None):
     raise RuntimeError(f'no free ROS_DOMAIN_ID in {ids}')
 
 
-def discovery_range(environ=os.environ):
+def discovery_range(environ=os.environ, large_data=True):
     """
-    ROS_AUTOMATIC_DISCOVERY_RANGE for a run: LOCALHOST, unless Fast DDS transports were chosen.
+    ROS_AUTOMATIC_DISCOVERY_RANGE for a run: LOCALHOST, unless Fast DDS transports are wanted.
 
     For LOCALHOST, rmw_fastrtps builds its own transports (UDP on this host and shared memory
     with Fast DDS's default 512 KB segment) and ignores FASTDDS_BUILTIN_TRANSPORTS. A camera
     image (0.9 MB) does not fit such a segment: it goes in fragments that the writer recycles
     when a reader falls behind, and a reliable reader then holds every later image until the
     lost fragment is sent again (heightmaps arrived in bursts up to 7 s late in long training
-    runs). With FASTDDS_BUILTIN_TRANSPORTS set (tools/env.sh sets LARGE_DATA: an 8.5 MB segment),
-    SYSTEM_DEFAULT leaves the transports to Fast DDS; discovery is then Fast DDS's multicast, so
-    the claimed domain id is what keeps runs apart (on this host; a run on another host of the
-    same network with the same id would be seen).
+    runs). With large_data and FASTDDS_BUILTIN_TRANSPORTS set (tools/env.sh sets LARGE_DATA: an
+    8.5 MB segment), SYSTEM_DEFAULT leaves the transports to Fast DDS; discovery is then Fast
+    DDS's multicast, so the claimed domain id is what keeps runs apart (on this host; a run on
+    another host of the same network with the same id would be seen).
     """
-    return 'SYSTEM_DEFAULT' if environ.get('FASTDDS_BUILTIN_TRANSPORTS') else 'LOCALHOST'
+    if large_data and environ.get('FASTDDS_BUILTIN_TRANSPORTS'):
+        return 'SYSTEM_DEFAULT'
+    return 'LOCALHOST'
 
 
-def isolate(environ=os.environ):
+def isolate(environ=os.environ, large_data=True):
     """Set ROS_DOMAIN_ID to a claimed free id, and the discovery range (discovery_range)."""
     environ['ROS_DOMAIN_ID'] = str(claim_free_domain_id())
-    environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = discovery_range(environ)
+    environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = discovery_range(environ, large_data)
     return int(environ['ROS_DOMAIN_ID'])
