@@ -211,3 +211,31 @@ def test_real_and_gazebo_files_drive_the_arm_the_graph_names():
     assert heightmap['depth_topic'] == '/camera/camera/aligned_depth_to_color/image_raw'
     gazebo = yaml.safe_load((CONFIG_DIR / 'gazebo.yaml').read_text())
     assert gazebo['/**/executor']['ros__parameters']['motion_backend'] == 'joint_trajectory'
+
+
+def test_weights_are_served_with_the_policy_parameters_of_their_record(tmp_path):
+    weights = tmp_path / 'vpg.safetensors'
+    (tmp_path / 'vpg.json').write_text(
+        '{"policy_parameters": {"action_mask_grasp_inset": 0.006, "grasp_centring": 0.016}}')
+    graphs = {'sim_graph': graph.sim_graph(weights=str(weights)),
+              'real_graph': graph.real_graph('/cal.yaml', weights=str(weights)),
+              'gazebo_graph': graph.gazebo_graph(weights=str(weights), run_dir='/tmp/run'),
+              'training_graph': graph.training_graph('/tmp/run', weights=str(weights),
+                                                     policy_parameters={'grasp_centring': 0.0})}
+    for name, specs in graphs.items():
+        policy = [spec for spec in specs if spec.executable == 'policy'][0]
+        assert policy.parameters['weights_path'] == str(weights), name
+        assert policy.parameters['action_mask_grasp_inset'] == 0.006, name
+        # the caller's own values win (training_graph's policy_parameters)
+        centring = 0.0 if name == 'training_graph' else 0.016
+        assert policy.parameters['grasp_centring'] == centring, name
+
+
+@pytest.mark.parametrize('record', sorted((PACKAGE_DIR.parents[1] / 'weights').glob('*.json')),
+                         ids=lambda p: p.name)
+def test_shipped_records_name_declared_policy_parameters(record):
+    from vpg_policy.weights_record import trained_policy_parameters
+    declared = declared_parameters('vpg_policy', 'policy')
+    for key, value in trained_policy_parameters(record.with_suffix('.safetensors')).items():
+        assert key in declared, f'{record.name}: the policy declares no {key!r}'
+        assert same_type(value, declared[key]), f'{record.name}: {key} = {value!r}'

@@ -14,6 +14,7 @@ from ament_index_python.packages import get_package_share_directory
 from vpg_common.driver_names import (COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
                                      GRIPPER_ACTION, JOINT_STATES_TOPIC, TCP_POSE_TOPIC,
                                      TOOL_CONTACT_ACTION, TRAJECTORY_TOPIC, WRENCH_TOPIC)
+from vpg_policy.weights_record import trained_policy_parameters
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,17 @@ def namespaced(cell):
     return f'/{cell}' if cell else ''
 
 
+def policy_node_parameters(weights, device):
+    """
+    Return the policy node's parameters for serving `weights` on `device`.
+
+    They include the parameters the weights were trained with (action mask, grasp centring),
+    read from the record shipped beside them (vpg_policy.weights_record),
+    so that shipped weights choose among the same actions wherever they are served.
+    """
+    return {**trained_policy_parameters(weights), 'weights_path': weights, 'device': device}
+
+
 def sim_graph(cell='', seed=0, num_objects=10, weights='', device='auto', real_time_factor=0.0,
               use_sim_time=True, calibration_file='', policy=True, extra=()):
     """
@@ -99,7 +111,7 @@ def sim_graph(cell='', seed=0, num_objects=10, weights='', device='auto', real_t
     ]
     if policy:
         nodes.insert(2, NodeSpec('vpg_policy', 'policy', 'policy', ns, ('sim.yaml',),
-                                 {**common, 'weights_path': weights, 'device': device},
+                                 {**common, **policy_node_parameters(weights, device)},
                                  remappings=clock))
     return nodes + list(extra)
 
@@ -195,7 +207,7 @@ def real_graph(calibration_file, weights='', device='auto', motion_backend='move
         NodeSpec('vpg_perception', 'heightmap', 'heightmap', '', ('real.yaml',),
                  {'calibration_file': calibration_file}, enclave=enclave('heightmap')),
         NodeSpec('vpg_policy', 'policy', 'policy', '', ('real.yaml',),
-                 {'weights_path': weights, 'device': device}, enclave=enclave('policy')),
+                 policy_node_parameters(weights, device), enclave=enclave('policy')),
         NodeSpec('vpg_executor', 'executor', 'executor', '', ('real.yaml',),
                  {'motion_backend': motion_backend, 'robot.model': ur_type},
                  enclave=enclave('executor')),
@@ -222,7 +234,7 @@ def gazebo_graph(calibration_file='', weights='', device='auto', ur_type='ur5', 
         NodeSpec('vpg_perception', 'heightmap', 'heightmap', '', ('gazebo.yaml',),
                  {**common, 'calibration_file': calibration_file or gazebo_calibration_file()}),
         NodeSpec('vpg_policy', 'policy', 'policy', '', ('gazebo.yaml',),
-                 {**common, 'weights_path': weights, 'device': device}),
+                 {**common, **policy_node_parameters(weights, device)}),
         NodeSpec('vpg_executor', 'executor', 'executor', '', ('gazebo.yaml',),
                  {**common, 'robot.model': ur_type}),
     ]

@@ -118,6 +118,29 @@ def test_policy_parameters_reach_every_policys_graph(tmp_path):
             evaluate.resolve_weights(args)
 
 
+def test_the_weights_record_sets_their_policy_parameters_under_policy_param(tmp_path):
+    from vpg_policy.q_network import build_q_network
+    from vpg_policy.weights import save_weights
+    path = tmp_path / 'vpg.safetensors'
+    save_weights(path, build_q_network('vpg', seed=3), version=7)
+    record = tmp_path / 'vpg.json'
+    record.write_text(json.dumps({'policy_parameters': {'action_mask_grasp_inset': 0.006,
+                                                        'grasp_centring': 0.016}}))
+    args = evaluate.parse_args(['--weights', f'vpg={path}', '--policies', 'vpg',
+                                '--policy-param', 'grasp_centring=0.0'])
+    served = evaluate.resolve_weights(args)['vpg']
+    assert served.policy_parameters == (('action_mask_grasp_inset', 0.006),
+                                        ('grasp_centring', 0.0))
+    policy = [s for s in evaluate.policy_graph(served, 'cpu') if s.package == 'vpg_policy'][0]
+    assert policy.parameters['action_mask_grasp_inset'] == 0.006
+    assert policy.parameters['grasp_centring'] == 0.0
+    for text, fragment in (('{"policy_parameters": {"device": "cuda"}}', 'sets device'),
+                           ('{"policy_parameters": 3}', 'must map names')):
+        record.write_text(text)
+        with pytest.raises(evaluate.EvaluationError, match=fragment):
+            evaluate.resolve_weights(args)
+
+
 @pytest.mark.slow
 def test_evaluate_end_to_end_with_the_untrained_policy(tmp_path):
     out = tmp_path / 'eval'

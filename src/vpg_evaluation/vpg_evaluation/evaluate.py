@@ -34,6 +34,7 @@ from vpg_common.parameters import named_values
 from vpg_evaluation import harness
 from vpg_interfaces.action import PickAll
 from vpg_policy.weights import read_weights, WeightsError
+from vpg_policy.weights_record import trained_policy_parameters, WeightsRecordError
 
 _RESET_TIMEOUT = 180.0  # s: 30 blocks falling and settling on a loaded machine
 
@@ -63,9 +64,9 @@ def parse_args(argv):
     parser.add_argument('--weights', action='append', default=[], metavar='POLICY=PATH',
                         help='weights file of one policy (overrides --weights-dir)')
     parser.add_argument('--policy-param', action='append', default=[], metavar='NAME=VALUE',
-                        help='policy node parameter for every policy (repeatable): the ones '
-                             'its weights were trained with, e.g. '
-                             "action_mask_grasp_clearance=true; part of each run's identity")
+                        help='policy node parameter for every policy (repeatable), over the '
+                             "ones its weights' record (<policy>.json) says they were trained "
+                             "with; part of each run's identity")
     parser.add_argument('--allow-untrained', action='store_true',
                         help='evaluate the randomly initialised network where a policy has no '
                              'weights file (tests only)')
@@ -140,7 +141,6 @@ def resolve_weights(args):
     if owned:
         raise EvaluationError(f'--policy-param cannot set {", ".join(owned)}: the evaluation '
                               'sets them from the weights and --device')
-    parameters = tuple(sorted(parameters.items()))
     resolved = {}
     for policy in args.policies:
         path = explicit.get(policy, Path(args.weights_dir) / f'{policy}.safetensors')
@@ -150,15 +150,24 @@ def resolve_weights(args):
                     f'no weights for policy {policy!r}: {path} does not exist. Train it first, '
                     f'give --weights {policy}=PATH, or pass --allow-untrained to evaluate the '
                     'untrained network (a test of the harness, not a result).')
-            resolved[policy] = harness.WeightsInfo(policy_parameters=parameters)
+            resolved[policy] = harness.WeightsInfo(
+                policy_parameters=tuple(sorted(parameters.items())))
             continue
         try:
             loaded = read_weights(path)
-        except (OSError, WeightsError) as error:
+            # The weights' own training parameters (their record), then --policy-param.
+            trained = trained_policy_parameters(path)
+        except (OSError, WeightsError, WeightsRecordError) as error:
             raise EvaluationError(f'weights of policy {policy!r} unusable: {error}') from None
+        owned = sorted(set(trained) & _GRAPH_OWNED)
+        if owned:
+            raise EvaluationError(f'the record of {path} sets {", ".join(owned)}: the '
+                                  'evaluation sets them from the weights and --device')
+        served = {**trained, **parameters}
         resolved[policy] = harness.WeightsInfo(str(path.resolve()), loaded.sha256,
                                                loaded.metadata.version,
-                                               loaded.metadata.variant, parameters)
+                                               loaded.metadata.variant,
+                                               tuple(sorted(served.items())))
     return resolved
 
 

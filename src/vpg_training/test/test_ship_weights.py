@@ -61,3 +61,22 @@ def test_a_rate_never_measured_is_written_as_null(tmp_path):
     text = (tmp_path / 'weights' / 'grasp_only.json').read_text()
     assert 'NaN' not in text
     assert json.loads(text)['push_success_last200'] is None
+
+
+def test_the_record_carries_the_policy_parameters_the_run_trained_with(tmp_path):
+    from vpg_policy.weights_record import trained_policy_parameters
+    run_dir, _ = make_run(tmp_path)
+    run = json.loads((run_dir / 'run.json').read_text())
+    trained = {'action_mask_grasp_clearance': True, 'grasp_centring': 0.016}
+    (run_dir / 'run.json').write_text(json.dumps({**run, 'policy_parameters': trained}))
+    ship(str(run_dir), 'vpg', str(tmp_path / 'weights'))
+    assert trained_policy_parameters(tmp_path / 'weights' / 'vpg.safetensors') == trained
+    # A run recorded before run.json had the field: its command's --policy-param values.
+    run['command'] += (' --policy-param action_mask_grasp_inset=0.006'
+                       ' --gamma 0 --policy-param exploration=random_action')
+    (run_dir / 'run.json').write_text(json.dumps(run))
+    record = ship(str(run_dir), 'myopic', str(tmp_path / 'weights'))
+    assert record['policy_parameters'] == {'action_mask_grasp_inset': 0.006,
+                                           'exploration': 'random_action'}
+    (run_dir / 'run.json').write_text(json.dumps({**run, 'command': 'python -m x --seed 1'}))
+    assert ship(str(run_dir), 'plain', str(tmp_path / 'weights'))['policy_parameters'] == {}

@@ -4,7 +4,9 @@ Copy a training run's final weights into the repository's weights/ folder with t
 weights/<name>.safetensors is the run's latest checkpoint (its sha256 checked on the way);
 weights/<name>.json holds what produced it: the command that reproduces the run, the seed,
 the number of actions, the grasp success over the last 200 attempts, the wall-clock minutes,
-and the run's other figures (run.json).
+and the run's other figures (run.json), and the policy node's parameters the run trained with
+(`policy_parameters`: action mask, grasp centring), which every graph serving the weights
+applies (vpg_policy.weights_record).
 
 Usage: python -m vpg_training.ship_weights --run-dir results/runs/vpg-seed0 --name vpg
 """
@@ -13,9 +15,11 @@ import argparse
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
 
+from vpg_common.parameters import named_values
 from vpg_policy.weights import read_weights, WeightsError
 
 REQUIRED = ('command', 'seed', 'actions', 'grasp_success_last200', 'wall_minutes')
@@ -25,6 +29,20 @@ def relative_command(command, run_dir):
     """Return the run's command with its run folder relative to the working directory."""
     absolute = os.path.abspath(run_dir)
     return command.replace(absolute, os.path.relpath(absolute))
+
+
+def policy_parameters_of(run):
+    """
+    Return the policy node's parameters a run trained with.
+
+    run.json's own field, or, for runs recorded before it, the --policy-param values of the
+    run's command.
+    """
+    if 'policy_parameters' in run:
+        return dict(run['policy_parameters'])
+    words = shlex.split(run['command'])
+    return named_values(value for flag, value in zip(words, words[1:])
+                        if flag == '--policy-param')
 
 
 def ship(run_dir, name, out_dir='weights'):
@@ -53,6 +71,7 @@ def ship(run_dir, name, out_dir='weights'):
         'push_success_last200': run.get('push_success_last200'),
         'push_attempts': run.get('push_attempts'),
         'updates': run.get('updates'),
+        'policy_parameters': policy_parameters_of(run),
         'size_bytes': os.path.getsize(target),
     })
     # A rate of a primitive never tried (push in a grasp-only run) is null, not NaN (not JSON).

@@ -229,6 +229,8 @@ def write_run_json(run_dir, args, argv, progress, wall_s):
         'push_success_last200': _json_rate(progress.push_success_rate),
         'grasp_attempts': progress.grasp_attempts, 'push_attempts': progress.push_attempts,
         'wall_minutes': round(wall_s / 60.0, 1),
+        # served with the weights wherever they go (ship_weights, vpg_policy.weights_record)
+        'policy_parameters': named_values(args.policy_param),
     }
     latest = CheckpointStore(Path(run_dir) / 'checkpoints').latest()
     if latest is not None:
