@@ -21,35 +21,14 @@ import argparse
 from collections import Counter
 import json
 import math
-from types import SimpleNamespace
 
-import mujoco
 import numpy as np
-from vpg_evaluation.cell_backend import CellRobot
+from probe_scenes import body_under, NUM_ROTATIONS, probe_scenes  # tools/ on the path
 from vpg_evaluation.oracle import surface_heights
 from vpg_executor.motion import MotionError
 from vpg_executor.safety import TargetRejected
-from vpg_perception.grid import HeightmapGrid
-from vpg_perception.heightmap import HeightmapBuilder, TableFit
 from vpg_policy import grasp_clearance
-from vpg_policy.decision import action_masks, ActionMask
-from vpg_sim import blocks, depth_model, scene
-from vpg_sim.camera import RgbdRenderer
-from vpg_sim.cell import Cell, CellConfig
-from vpg_sim.randomization import RandomizationRanges
-
-NUM_ROTATIONS = 16
-
-
-def body_under(cell, point):
-    """Name of the body a ray straight down at (x, y) meets first (table and blocks)."""
-    groups = np.array([1, 1, 0, 0, 0, 0], dtype=np.uint8)
-    geom = np.zeros(1, dtype=np.int32)
-    distance = mujoco.mj_ray(cell.model, cell.data, np.array([point[0], point[1], 0.5]),
-                             np.array([0.0, 0.0, -1.0]), groups, True, -1, geom)
-    if distance < 0:
-        return None
-    return cell.model.body(cell.model.geom_bodyid[geom[0]]).name
+from vpg_policy.decision import ActionMask
 
 
 def exact_blocked(cell, grid, row, col, angle, surface):
@@ -70,41 +49,14 @@ def main(argv=None):
     parser.add_argument('--randomize', action='store_true',
                         help="draw each scene's physics, camera pose and depth scale")
     args = parser.parse_args(argv)
-    nominal = CellRobot()
-    intrinsics, pose = scene.camera_matrices(nominal.cell.model)  # the calibration file
-    robot = nominal
-    if args.randomize:
-        robot = CellRobot(cell=Cell(CellConfig(randomization=RandomizationRanges(),
-                                               randomization_seed=args.seed)))
-    grid = HeightmapGrid()
-    mask = ActionMask(grasp_clearance=True)
-    sensor, rng = depth_model.profile('d415'), np.random.default_rng(args.seed)
-    renderer = None
     counts = Counter()
     along_hits = []
-    for k in range(args.scenes):
-        objects = blocks.random_objects(10, args.seed * 1000 + k, (grid.x_min, grid.x_max),
-                                        (grid.y_min, grid.y_max))
-        robot.reset(objects)
-        cell = robot.cell
-        scale = 1.0 if cell.scene_randomization is None else cell.scene_randomization.depth_scale
-        if renderer is None:
-            renderer = RgbdRenderer(cell.model)
-        else:
-            renderer.set_model(cell.model)
-        rgb, depth = renderer.render(cell.data)
-        metres = sensor.apply(depth, rgb, rng, intrinsics[0, 0],
-                              scale).astype(np.float64) / 1000.0
-        maps = HeightmapBuilder(grid, TableFit()).build(rgb, metres, intrinsics, pose)
-        heightmap = SimpleNamespace(height=maps.height, grid=grid)
-        room = action_masks(maps.height, grid.resolution, mask, NUM_ROTATIONS)[1]
-        state = cell.save_state()
-        choices = np.argwhere(room)
-        picks = choices[rng.choice(len(choices), size=min(args.grasps, len(choices)),
-                                   replace=False)]
-        for rotation, row, col in picks:
-            cell.restore_state(state)
-            robot.sync()
+    for probe in probe_scenes(ActionMask(grasp_clearance=True), args.scenes, args.grasps,
+                              args.seed, args.randomize):
+        k, robot, cell = probe.index, probe.robot, probe.robot.cell
+        grid, maps, heightmap = probe.heightmap.grid, probe.maps, probe.heightmap
+        for rotation, row, col in probe.picks:
+            probe.restore()
             angle = rotation * 2 * math.pi / NUM_ROTATIONS
             surface = float(maps.height[row, col])
             position = grid.pixel_to_point(row, col, surface)
@@ -147,8 +99,6 @@ def main(argv=None):
             print(f'scene {k} grasp ({row:3d}, {col:3d}, r{rotation:2d}) on {target}: stopped at '
                   f't={tcp[0]:.2f}; exact scene blocks a pad: {exact}; success {success}; '
                   + '; '.join(sorted(set(parts))), flush=True)
-    if renderer is not None:
-        renderer.close()
     result = {'tool': 'grasp_room_probe', 'scenes': args.scenes, 'seed': args.seed,
               'randomize': args.randomize, **dict(counts)}
     if along_hits:
