@@ -32,7 +32,7 @@ from vpg_executor.motion import MotionError
 from vpg_executor.safety import TargetRejected
 from vpg_policy.decision import ActionMask
 from vpg_policy.rotations import rotation_angle
-from vpg_training.grasp_centres import edge_distance, jaw_bin, jaw_extent, JAW_BINS, object_cells
+from vpg_training.grasp_centres import edge_distance, jaw_bin, JAW_BINS, jaw_extent, object_cells
 
 ANGLE_BINS = ('< 20 deg', '20-45 deg', '>= 45 deg')
 
