@@ -53,8 +53,9 @@ def parse_args(argv):
     parser.add_argument('--runs', type=int, default=30,
                         help='runs per scenario and policy (challenging: per test case)')
     parser.add_argument('--case-runs', type=int, default=None,
-                        help='runs of each challenging test case (default: --runs); a case '
-                             'places its blocks exactly, so its runs differ only by timing')
+                        help='runs of each challenging test case (default: --runs); run k '
+                             'moves every block by up to 2 mm and 2 degrees, seeded by k '
+                             '(--exact-cases: exactly as the file places them)')
     parser.add_argument('--scenarios', nargs='+', default=list(harness.SCENARIOS),
                         choices=harness.SCENARIOS)
     parser.add_argument('--policies', nargs='+', default=list(harness.POLICIES),
