@@ -125,6 +125,13 @@ def case_files(args):
     return chosen
 
 
+def _refuse_graph_owned(parameters, source):
+    owned = sorted(set(parameters) & _GRAPH_OWNED)
+    if owned:
+        raise EvaluationError(f'{source} {", ".join(owned)}: the evaluation sets them from '
+                              'the weights and --device')
+
+
 def resolve_weights(args):
     """Find each policy's weights: --weights, else <weights-dir>/<policy>.safetensors."""
     explicit = {}
@@ -138,10 +145,7 @@ def resolve_weights(args):
         parameters = named_values(args.policy_param)
     except ValueError as error:
         raise EvaluationError(f'--policy-param: {error}') from None
-    owned = sorted(set(parameters) & _GRAPH_OWNED)
-    if owned:
-        raise EvaluationError(f'--policy-param cannot set {", ".join(owned)}: the evaluation '
-                              'sets them from the weights and --device')
+    _refuse_graph_owned(parameters, '--policy-param cannot set')
     resolved = {}
     for policy in args.policies:
         path = explicit.get(policy, Path(args.weights_dir) / f'{policy}.safetensors')
@@ -160,10 +164,7 @@ def resolve_weights(args):
             trained = trained_policy_parameters(path)
         except (OSError, WeightsError, WeightsRecordError) as error:
             raise EvaluationError(f'weights of policy {policy!r} unusable: {error}') from None
-        owned = sorted(set(trained) & _GRAPH_OWNED)
-        if owned:
-            raise EvaluationError(f'the record of {path} sets {", ".join(owned)}: the '
-                                  'evaluation sets them from the weights and --device')
+        _refuse_graph_owned(trained, f'the record of {path} sets')
         served = {**trained, **parameters}
         resolved[policy] = harness.WeightsInfo(str(path.resolve()), loaded.sha256,
                                                loaded.metadata.version,
