@@ -1,7 +1,8 @@
 """
-Training curves of several seeds side by side, and their median: the training goal is stated
-for the median of three seeds (grasp success over the last 200 grasps within 1500 actions
-and 60 minutes), so one seed's curve says little on its own.
+Training curves of several seeds side by side, and their median.
+
+The training goal is stated for the median of three seeds (grasp success over the last 200
+grasps within 1500 actions and 60 minutes), so one seed's curve says little on its own.
 
     python -m vpg_training.seed_curves RUN_DIR [RUN_DIR ...] [--png PATH] [--json PATH]
 
@@ -31,7 +32,8 @@ def _float(value):
 
 
 def run_summary(rows, checkpoints=CHECKPOINTS):
-    """Grasp success (last 200) at each checkpoint reached, and the run's counts at its end.
+    """
+    Return grasp success (last 200) at each checkpoint reached and the run's counts at its end.
 
     rows are metrics.csv rows (dicts of strings, one per action, in order).
     """
@@ -67,7 +69,8 @@ def median_summary(summaries, checkpoints=CHECKPOINTS):
 
 
 def goal_met(summaries, goal=0.80, actions=1500, minutes=60.0):
-    """The training goal for a set of seeds: the median run's rate at `actions` >= goal.
+    """
+    Tell whether a set of seeds meets the training goal: median rate at `actions` >= goal.
 
     A run that took longer than `minutes` counts as having missed (rate 0), so the median cannot
     be carried by a run over the time limit. None when some run has not reached `actions`.
@@ -86,7 +89,7 @@ def _pct(value):
 
 
 def format_table(names, summaries, medians, checkpoints=CHECKPOINTS):
-    """A plain-text table: one row per run, then the median."""
+    """Format a plain-text table: one row per run, then the median."""
     head = f'{"run":34s}' + ''.join(f'{c:>8d}' for c in checkpoints) + \
         '  grasps  pushes  updates   min'
     lines = [head]
@@ -135,7 +138,7 @@ def plot(names, rows_per_run, png_path, goal=0.80, title='Grasp success, last 20
 
 
 def _finite(value):
-    """The same structure with nan as None, so the file is strict JSON."""
+    """Return the same structure with nan as None, so the file is strict JSON."""
     if isinstance(value, dict):
         return {str(k): _finite(v) for k, v in value.items()}
     if isinstance(value, float) and math.isnan(value):
