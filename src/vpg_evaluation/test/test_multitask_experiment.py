@@ -256,3 +256,53 @@ def test_experiment_end_to_end_in_the_cell(tmp_path):
     assert 'evaluating in the cell' not in again.stdout
     assert len((out / 'runs.jsonl').read_text().splitlines()) == len(records)
     assert json.loads((out / 'summary.json').read_text()) == summary
+
+
+def test_a_pool_of_several_stores_keeps_their_ids_apart(tmp_path):
+    first = make_replay(tmp_path / 'a.sqlite', grasps=5, pushes=3, seed=1)
+    second = make_replay(tmp_path / 'b.sqlite', grasps=4, pushes=2, seed=2)
+    single = models.read_pool(first)
+    # One store: its own ids, and its path alone, as before pools of several stores.
+    assert single.path == str(first.resolve()) and single.paths == (str(first.resolve()),)
+    assert sorted(np.concatenate([single.grasp_ids, single.push_ids])) == list(range(1, 9))
+    pool = models.read_pool([first, second])
+    assert (len(pool.grasp_ids), len(pool.push_ids)) == (9, 5)
+    assert pool.path == f'{first.resolve()} + {second.resolve()}'
+    every = np.concatenate([pool.grasp_ids, pool.push_ids])
+    assert len(set(every.tolist())) == 14
+    assert sorted(i // models.ID_STRIDE for i in every) == [0] * 8 + [1] * 6
+    store = models.PooledStore(pool)
+    try:
+        from vpg_trainer.replay import ReplayStore
+        mixed = [int(pool.grasp_ids[-1]), int(pool.grasp_ids[0]), int(pool.push_ids[-1])]
+        records = store.get(mixed)
+        for pooled, record in zip(mixed, records):
+            source = ReplayStore([first, second][pooled // models.ID_STRIDE])
+            try:
+                expected = source.get([pooled % models.ID_STRIDE])[0]
+            finally:
+                source.close()
+            assert record.step == expected.step and record.primitive == expected.primitive
+            assert np.array_equal(record.height_before, expected.height_before)
+        with pytest.raises(KeyError):
+            store.get([5 * models.ID_STRIDE + 1])
+    finally:
+        store.close()
+    with pytest.raises(models.ExperimentError, match='given twice'):
+        models.read_pool([first, first])
+
+
+def test_experiment_trains_on_a_pool_of_two_stores(tmp_path):
+    first = make_replay(tmp_path / 'a.sqlite', grasps=5, pushes=2, seed=1)
+    second = make_replay(tmp_path / 'b.sqlite', grasps=4, pushes=3, seed=2)
+    out = tmp_path / 'out'
+    argv = ['--replay', str(first), str(second), '--budgets', '8', '--seeds', '1',
+            '--epochs', '1', '--min-steps', '0', '--batch-size', '4', '--train-only',
+            '--out', str(out)]
+    # Neither store alone holds 8 grasps; the pool does.
+    assert experiment.main(argv[:2] + argv[3:]) == 2
+    assert experiment.main(argv) == 0
+    details = json.loads((out / 'details.json').read_text())
+    assert details['settings']['pool_grasps'] == 9 and details['settings']['pool_pushes'] == 5
+    assert details['settings']['replays'] == [str(first.resolve()), str(second.resolve())]
+    assert len(list((out / 'models').glob('*.safetensors'))) == 2

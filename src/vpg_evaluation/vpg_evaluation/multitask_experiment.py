@@ -1,10 +1,11 @@
 """
 Pinto & Gupta's data-budget experiment in our cell: grasp-only vs multitask at equal N.
 
-From a training run's replay store (every transition the exploring robot collected, grasps
-and pushes), for each budget N and seed, two networks are trained offline with the same
-optimiser (Adam), learning rate, batch size and number of gradient steps
-(max(min_steps, epochs x N / batch_size)):
+From the replay stores of one or more training runs (every transition the exploring robot
+collected, grasps and pushes; several runs of the same cell and rewards make a larger pool),
+for each budget N and seed, two networks are trained offline with the same optimiser (Adam),
+learning rate, batch size and number of gradient steps (max(min_steps, epochs x N /
+batch_size)):
 
 * grasp_only: the `vpg` variant on N grasp transitions;
 * multitask: the `multitask` variant (one shared trunk, push inverse model) on N/2 grasp and
@@ -59,10 +60,9 @@ from vpg_bringup.runner import NodeDied, raise_keyboard_interrupt_on
 from vpg_evaluation import harness, metrics
 from vpg_evaluation.evaluate import CellSession, describe_run
 from vpg_evaluation.multitask_models import (ARMS, check_budgets, check_pool, ensure_model,
-                                             ExperimentError, model_path, plan_models, read_pool,
-                                             stored_model, training_identity, training_steps,
-                                             TrainSettings)
-from vpg_trainer.replay import ReplayStore
+                                             ExperimentError, model_path, plan_models,
+                                             PooledStore, read_pool, stored_model,
+                                             training_identity, training_steps, TrainSettings)
 
 ARM_LABELS = {'grasp_only': 'grasp only (N grasps, vpg)',
               'multitask': 'multitask (N/2 grasps + N/2 pushes)'}
@@ -291,8 +291,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog='multitask_experiment', description=__doc__.split('\n\n')[0].strip(),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--replay', default='results/runs/vpg-seed0/replay.sqlite',
-                        help="a training run's replay.sqlite (the pool of transitions)")
+    parser.add_argument('--replay', nargs='+', default=['results/runs/vpg-seed0/replay.sqlite'],
+                        help="training runs' replay.sqlite files, pooled (the transitions "
+                             'the models are trained on); runs of the same cell and rewards')
     parser.add_argument('--budgets', type=int, nargs='+', default=[100, 200, 400, 800],
                         metavar='N', help='training transitions per model (even)')
     parser.add_argument('--seeds', type=int, default=3, help='seeds 0..k-1 per budget')
@@ -379,7 +380,7 @@ def main(argv=None):
     start = time.monotonic()
     try:
         if not args.summary_only:
-            store = ReplayStore(pool.path)
+            store = PooledStore(pool)
         models = {}
         for job in jobs:
             key = (job.budget, job.seed, job.arm)
@@ -422,7 +423,8 @@ def main(argv=None):
         if store is not None:
             store.close()
     summary, details = summarize(results, budgets, args.seeds)
-    settings_record = {'replay': pool.path, 'pool_grasps': len(pool.grasp_ids),
+    settings_record = {'replay': pool.path, 'replays': list(pool.paths),
+                       'pool_grasps': len(pool.grasp_ids),
                        'pool_pushes': len(pool.push_ids), 'budgets': budgets,
                        'seeds': args.seeds, 'train': {**asdict(settings), 'gamma': 0.0},
                        'steps': {str(n): training_steps(n, settings) for n in budgets},

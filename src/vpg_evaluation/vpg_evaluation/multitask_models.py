@@ -48,22 +48,25 @@ class TrainSettings:
     """Weight of the push inverse model's loss (multitask arm)."""
 
 
+# A pooled transition's id: its store's index in the pool x ID_STRIDE + its id in that store.
+# A pool of one store keeps the store's own ids (and so the identity of models trained on it).
+ID_STRIDE = 10 ** 9
+
+
 @dataclass(frozen=True)
 class Pool:
-    """The transition ids of a replay store, by primitive (ascending)."""
+    """The transition ids of one or more replay stores, by primitive (ascending)."""
 
     path: str
+    """The store's path; several stores' paths joined by ' + ' (part of a model's identity)."""
     grasp_ids: np.ndarray
     push_ids: np.ndarray
+    paths: tuple = ()
+    """Each store's resolved path, in the order its index in an id refers to."""
 
 
-def read_pool(path):
-    """
-    List a replay store's grasp and push transition ids without decoding any image.
-
-    Opens the SQLite file read-only (a training run may still be writing it). Raises
-    ExperimentError when the file is missing or is not a replay store.
-    """
+def _store_ids(path):
+    """Return (ids, primitives) of one replay store's transitions, read-only, no images."""
     path = Path(path)
     if not path.is_file():
         raise ExperimentError(f'replay file {path} does not exist (give the replay.sqlite of a '
@@ -77,8 +80,62 @@ def read_pool(path):
     except sqlite3.DatabaseError as error:
         raise ExperimentError(f'{path} is not a replay store: {error}') from None
     ids = np.asarray([r[0] for r in rows], np.int64)
-    primitives = np.asarray([r[1] for r in rows], np.int64)
-    return Pool(str(path.resolve()), ids[primitives == GRASP], ids[primitives == PUSH])
+    if ids.size and ids.max() >= ID_STRIDE:
+        raise ExperimentError(f'{path}: transition ids reach {ids.max()}, too many to pool')
+    return ids, np.asarray([r[1] for r in rows], np.int64)
+
+
+def read_pool(paths):
+    """
+    List the grasp and push transition ids of replay stores without decoding any image.
+
+    paths: one path or several (runs of the same cell and reward rules, pooled into one
+    larger pool). Opens each SQLite file read-only (a training run may still be writing it).
+    Raises ExperimentError when a file is missing, is not a replay store or is given twice.
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise ExperimentError('no replay store given')
+    resolved = [str(Path(p).resolve()) for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise ExperimentError(f'a replay store is given twice: {paths}')
+    grasps, pushes = [], []
+    for index, path in enumerate(paths):
+        ids, primitives = _store_ids(path)
+        ids = ids + index * ID_STRIDE if len(paths) > 1 else ids
+        grasps.append(ids[primitives == GRASP])
+        pushes.append(ids[primitives == PUSH])
+    return Pool(' + '.join(resolved), np.concatenate(grasps), np.concatenate(pushes),
+                tuple(resolved))
+
+
+class PooledStore:
+    """Reads a pool's transitions by pooled id from its replay stores (ReplayStore.get)."""
+
+    def __init__(self, pool):
+        from vpg_trainer.replay import ReplayStore
+        self.stores = [ReplayStore(path) for path in (pool.paths or (pool.path,))]
+
+    def get(self, ids):
+        """Return the records of pooled `ids`, in that order."""
+        ids = [int(i) for i in ids]
+        if len(self.stores) == 1:
+            return self.stores[0].get(ids)
+        by_store = {}
+        for position, pooled in enumerate(ids):
+            by_store.setdefault(pooled // ID_STRIDE, []).append((position, pooled % ID_STRIDE))
+        records = [None] * len(ids)
+        for index, wanted in by_store.items():
+            if not 0 <= index < len(self.stores):
+                raise KeyError(f'transition {ids[wanted[0][0]]} names no store of the pool')
+            found = self.stores[index].get([local for _, local in wanted])
+            for (position, _), record in zip(wanted, found):
+                records[position] = record
+        return records
+
+    def close(self):
+        for store in self.stores:
+            store.close()
 
 
 def check_budgets(budgets):
