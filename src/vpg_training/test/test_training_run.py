@@ -2,14 +2,21 @@
 
 import csv
 import json
+import os
+import signal
+import threading
+import time
 
 import pytest
 from vpg_bringup.graph import training_graph
+from vpg_bringup.pick_all_client import PickAllClientError
+from vpg_bringup.runner import GraphRunner, GraphStopped, NodeDied
 from vpg_evaluation.packed_clusters import equals_case, evaluation_cases
 from vpg_sim.blocks import load_test_case
 from vpg_trainer.replay import ReplayStore
+from vpg_training import training_run
 from vpg_training.training_run import (main, packed_episode, parse_args, policy_parameters,
-                                       trainer_parameters, write_packed_scene)
+                                       restartable, trainer_parameters, write_packed_scene)
 
 
 def test_two_cell_graph_shares_trainer_topics_and_keeps_clocks_apart():
@@ -94,3 +101,55 @@ def test_packed_scenes_are_case_files_the_sim_loads_and_never_evaluation_cases(t
         assert not any(equals_case(objects, case) for case in cases)
     assert sorted(p.name for p in (tmp_path / 'scenes').iterdir()) == [
         'packed-10.txt', 'packed-11.txt', 'packed-20.txt']
+
+
+def test_graph_faults_restart_the_graph_and_run_faults_end_the_run():
+    assert restartable(NodeDied('node exited unexpectedly: sim (exit code 1)'))
+    assert restartable(TimeoutError('pick_all gave no result'))
+    assert restartable(PickAllClientError('scene not reset'))
+    # Ctrl-C stops the graph under a waiting goal; episodes failing in a row are the run's.
+    assert not restartable(GraphStopped('the graph was stopped'))
+    assert not restartable(RuntimeError('5 episodes in a row failed'))
+    assert parse_args(['--run-dir', 'r']).max_restarts == 3
+
+
+@pytest.mark.slow
+def test_a_node_that_dies_mid_run_gets_a_fresh_graph_and_the_run_completes(
+        tmp_path, monkeypatch, capsys):
+    runners = []
+
+    class RecordingRunner(GraphRunner):
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            runners.append(self)
+
+    monkeypatch.setattr(training_run, 'GraphRunner', RecordingRunner)
+    run = tmp_path / 'run'
+    killed = threading.Event()
+
+    def kill_the_sim_after_two_actions():
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not killed.is_set():
+            rows = training_run.read_rows(run / 'metrics.csv')
+            if len(rows) >= 2 and runners:
+                # As the sim exits when its physics stays unstable (CellUnstable).
+                os.killpg(runners[0].processes['sim'].pid, signal.SIGKILL)
+                killed.set()
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_the_sim_after_two_actions, daemon=True)
+    killer.start()
+    status = main(['--run-dir', str(run), '--actions', '5', '--objects', '4',
+                   '--max-restarts', '1', '--trainer-param', 'batch_size=2',
+                   '--trainer-param', 'min_transitions=1'])
+    killer.join(timeout=5)
+    out, err = capsys.readouterr()
+    assert killed.is_set()
+    assert status == 0, err
+    assert len(runners) == 2
+    assert 'restarting the graph (1 of 1) after: node exited unexpectedly: sim' in out
+    with open(run / 'metrics.csv', newline='') as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r['action']) for r in rows] == [1, 2, 3, 4, 5]
+    assert json.loads((run / 'run.json').read_text())['actions'] == 5

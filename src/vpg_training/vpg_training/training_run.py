@@ -10,7 +10,8 @@ and start a new episode when the table is clear or the robot is stuck (more than
 without a change), until the run has taken --actions actions. Prints progress (actions, grasp
 success over the last 200 grasps, push success, epsilon, loss, actions/s) and keeps the run
 folder up to date: checkpoints/ and replay.sqlite (the trainer's), metrics.csv, curve.png and
-run.json. Starting again on the same folder resumes the run.
+run.json. Starting again on the same folder resumes the run, and so does a fresh graph after
+a node dies (the sim stops when MuJoCo's physics goes unstable), up to --max-restarts times.
 
     python -m vpg_training.training_run --run-dir runs/vpg --actions 1500 [--seed 0] [--cells 1]
         [--packed-share 0.5]
@@ -30,7 +31,8 @@ import time
 from vpg_bringup.graph import training_graph, viewer_spec
 from vpg_bringup.pick_all_client import PickAllClient, PickAllClientError
 from vpg_bringup.ros_domain import isolate
-from vpg_bringup.runner import GraphRunner, NodeDied, raise_keyboard_interrupt_on
+from vpg_bringup.runner import (GraphRunner, GraphStopped, NodeDied,
+                                raise_keyboard_interrupt_on)
 from vpg_common.client_node import ClientNode
 from vpg_common.parameters import named_values
 from vpg_common.primitives import PRIMITIVE_NAMES
@@ -73,6 +75,9 @@ def parse_args(argv):
                         help='extra policy parameter (repeatable), e.g. '
                              'exploration_grasp_fraction=0.8')
     parser.add_argument('--episode-timeout', type=float, default=1800.0)
+    parser.add_argument('--max-restarts', type=int, default=3,
+                        help='fresh graphs after a node died or a goal hung (the run resumes '
+                             'from its folder, as a rerun would); 0 = end the run')
     parser.add_argument('--view', action='store_true',
                         help='serve the (first) cell live to Foxglove/Lichtblick on --view-port '
                         '(vpg_bringup viewer); also makes the policy publish Q heatmaps')
@@ -265,16 +270,27 @@ def policy_parameters(args):
             **named_values(args.policy_param)}
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    # Ctrl-C and SIGTERM both end the run cleanly (nodes stopped, run.json written), also
-    # when started in the background, where SIGINT arrives ignored.
-    raise_keyboard_interrupt_on(signal.SIGINT, signal.SIGTERM)
-    if 'ROS_DOMAIN_ID' not in os.environ:
-        print(f'train: ROS_DOMAIN_ID={isolate()}')
-    run_dir = os.path.abspath(args.run_dir)
-    os.makedirs(run_dir, exist_ok=True)
+def restartable(error):
+    """
+    Tell whether a failure of the graph ends the run or is worth a fresh graph.
+
+    A node that exits (the sim's CellUnstable when MuJoCo's physics blows up, a crash) or a
+    goal that hangs or is refused is a fault of that graph's life: a fresh graph resumes from
+    the run folder as a rerun of the command would. Episodes that keep failing
+    (MAX_FAILED_EPISODES) say something is wrong with the run itself and end it.
+    """
+    if isinstance(error, GraphStopped):
+        return False
+    return isinstance(error, (NodeDied, TimeoutError, PickAllClientError))
+
+
+def train_once(args, argv, run_dir):
+    """
+    Start the graph, run episodes until the run has its actions, stop the graph.
+
+    Returns (status, error, info): status 0 when done, 1 on a failure (error: the exception,
+    None on Ctrl-C), 130 when interrupted; info is what run.json now says.
+    """
     params = trainer_parameters(args)
     latest = initial_checkpoint(TrainerConfig(run_dir=run_dir, seed=args.seed,
                                               variant=params.get('variant', 'vpg')))
@@ -296,7 +312,7 @@ def main(argv=None):
     runner = GraphRunner(graph, output=log, stop_timeout=60.0)
     client_node = ClientNode('training_run', threads=2, start=False)
     node = client_node.node
-    status = 1
+    status, failure = 1, None
     run = TrainingRun(args, node, run_dir)
     try:
         runner.start()
@@ -328,10 +344,12 @@ def main(argv=None):
         status = 0
     except (NodeDied, TimeoutError, PickAllClientError, RuntimeError) as error:
         print(f'train: failed: {error}', file=sys.stderr)
+        failure = error
     except KeyboardInterrupt:
         print('train: interrupted; run again with the same --run-dir to resume',
               file=sys.stderr)
         run.stop.set()
+        status = 130
     finally:
         runner.stop()  # the trainer writes its last checkpoint on SIGTERM
         info = write_run_json(run_dir, args, argv, run.progress, run.wall_s())
@@ -341,10 +359,31 @@ def main(argv=None):
         run.close()
         log.close()
         client_node.close()
+    return status, failure, info
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    # Ctrl-C and SIGTERM both end the run cleanly (nodes stopped, run.json written), also
+    # when started in the background, where SIGINT arrives ignored.
+    raise_keyboard_interrupt_on(signal.SIGINT, signal.SIGTERM)
+    if 'ROS_DOMAIN_ID' not in os.environ:
+        print(f'train: ROS_DOMAIN_ID={isolate()}')
+    run_dir = os.path.abspath(args.run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    restarts = 0
+    while True:
+        status, failure, info = train_once(args, argv, run_dir)
+        if failure is None or not restartable(failure) or restarts >= args.max_restarts:
+            break
+        restarts += 1
+        print(f'train: restarting the graph ({restarts} of {args.max_restarts}) after: '
+              f'{failure}', flush=True)
     print(f'train: {info["actions"]} actions, grasp success (last 200) '
           f'{_pct(info["grasp_success_last200"])}, {info["wall_minutes"]} min; '
           f'see {run_dir}/curve.png')
-    return status
+    return 1 if status == 130 else status
 
 
 if __name__ == '__main__':
