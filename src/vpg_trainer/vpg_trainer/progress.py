@@ -129,7 +129,15 @@ def plot_curves(csv_path, png_path, title='Training'):
     figure, axis = pyplot.subplots(figsize=(7, 4), dpi=110)
     axis.plot(actions, grasp, label='grasp success (last 200 grasps)', color='tab:blue')
     axis.plot(actions, push, label='push success (last 200 pushes)', color='tab:orange')
-    axis.axhline(80, color='grey', linestyle=':', linewidth=1, label='80 % goal')
+    return finish_success_plot(figure, axis, png_path, title)
+
+
+def finish_success_plot(figure, axis, png_path, title, goal=0.80):
+    """Draw the goal line, label a success-rate-vs-actions plot, save it and close it."""
+    from matplotlib import pyplot
+
+    axis.axhline(goal * 100, color='grey', linestyle=':', linewidth=1,
+                 label=f'{goal * 100:.0f} % goal')
     axis.set_xlabel('training actions')
     axis.set_ylabel('%')
     axis.set_ylim(0, 100)

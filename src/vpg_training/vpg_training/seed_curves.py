@@ -19,7 +19,7 @@ import os
 import statistics
 import sys
 
-from vpg_trainer.progress import read_rows
+from vpg_trainer.progress import finish_success_plot, read_rows
 
 CHECKPOINTS = (100, 200, 500, 1000, 1250, 1500)
 
@@ -124,17 +124,7 @@ def plot(names, rows_per_run, png_path, goal=0.80, title='Grasp success, last 20
             median_x.append(x)
             median_y.append(statistics.median(values))
     axis.plot(median_x, median_y, color='black', linewidth=2, label='median')
-    axis.axhline(goal * 100, color='grey', linestyle=':', linewidth=1, label=f'{goal:.0%} goal')
-    axis.set_xlabel('training actions')
-    axis.set_ylabel('%')
-    axis.set_ylim(0, 100)
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend(loc='lower right', fontsize=8)
-    figure.tight_layout()
-    figure.savefig(png_path)
-    pyplot.close(figure)
-    return png_path
+    return finish_success_plot(figure, axis, png_path, title, goal)
 
 
 def _finite(value):
