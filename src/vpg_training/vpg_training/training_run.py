@@ -288,8 +288,8 @@ def train_once(args, argv, run_dir):
     """
     Start the graph, run episodes until the run has its actions, stop the graph.
 
-    Returns (status, error, info): status 0 when done, 1 on a failure (error: the exception,
-    None on Ctrl-C), 130 when interrupted; info is what run.json now says.
+    Returns (status, error, info): status 0 when done, 1 on a failure (error: its exception),
+    130 when interrupted (error None); info is what run.json now says.
     """
     params = trainer_parameters(args)
     latest = initial_checkpoint(TrainerConfig(run_dir=run_dir, seed=args.seed,
