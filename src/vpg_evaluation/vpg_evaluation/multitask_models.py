@@ -102,7 +102,7 @@ def read_pool(paths):
     grasps, pushes = [], []
     for index, path in enumerate(paths):
         ids, primitives = _store_ids(path)
-        ids = ids + index * ID_STRIDE if len(paths) > 1 else ids
+        ids = ids + index * ID_STRIDE  # the first store's (a lone store's) ids stay as they are
         grasps.append(ids[primitives == GRASP])
         pushes.append(ids[primitives == PUSH])
     return Pool(' + '.join(resolved), np.concatenate(grasps), np.concatenate(pushes),
@@ -119,8 +119,6 @@ class PooledStore:
     def get(self, ids):
         """Return the records of pooled `ids`, in that order."""
         ids = [int(i) for i in ids]
-        if len(self.stores) == 1:
-            return self.stores[0].get(ids)
         by_store = {}
         for position, pooled in enumerate(ids):
             by_store.setdefault(pooled // ID_STRIDE, []).append((position, pooled % ID_STRIDE))

@@ -37,22 +37,19 @@ def run_summary(rows, checkpoints=CHECKPOINTS):
 
     rows are metrics.csv rows (dicts of strings, one per action, in order).
     """
-    by_action = {}
-    for row in rows:
-        by_action[int(row['action'])] = row
-    at = {}
-    for checkpoint in checkpoints:
-        row = by_action.get(checkpoint)
-        if row is not None:
-            at[checkpoint] = _float(row['grasp_success_rate'])
-    last = rows[-1] if rows else None
+    if not rows:
+        return {'actions': 0, 'grasp_success_at': {}, 'grasp_attempts': 0, 'push_attempts': 0,
+                'updates': 0, 'wall_minutes': math.nan}
+    by_action = {int(row['action']): row for row in rows}
+    at = {c: _float(by_action[c]['grasp_success_rate']) for c in checkpoints if c in by_action}
+    last = rows[-1]
     return {
-        'actions': int(last['action']) if last else 0,
+        'actions': int(last['action']),
         'grasp_success_at': at,
-        'grasp_attempts': int(last['grasp_attempts']) if last else 0,
-        'push_attempts': int(last['push_attempts']) if last else 0,
-        'updates': int(last['updates']) if last else 0,
-        'wall_minutes': round(_float(last['wall_s']) / 60.0, 1) if last else math.nan,
+        'grasp_attempts': int(last['grasp_attempts']),
+        'push_attempts': int(last['push_attempts']),
+        'updates': int(last['updates']),
+        'wall_minutes': round(_float(last['wall_s']) / 60.0, 1),
     }
 
 
@@ -104,7 +101,7 @@ def format_table(names, summaries, medians, checkpoints=CHECKPOINTS):
 
 
 def plot(names, rows_per_run, png_path, goal=0.80, title='Grasp success, last 200 grasps'):
-    """Each run's curve and the pointwise median over the runs that reached each action."""
+    """Draw each run's curve and their median where every run has a rate (all reached it)."""
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot
